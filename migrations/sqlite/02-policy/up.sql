@@ -1,0 +1,1 @@
+-- Reserved for the policy capability; its schema lands with that work.

@@ -1,0 +1,1 @@
+-- Reserved for the keys-tokens capability; its schema lands with that work.

@@ -1,0 +1,1 @@
+-- Reserved for the audit capability; its schema lands with that work.
