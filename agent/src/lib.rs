@@ -6,5 +6,6 @@
 //! agent in-process; see `ARCHITECTURE.md` for the map.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod clock;
 pub mod store;

@@ -1,0 +1,191 @@
+//! Hashing: the per-record chain and the RFC 6962 Merkle tree.
+//!
+//! Two structures over the same leaves, for two different questions:
+//! - the **chain** `h(n) = SHA-256(h(n-1) || leaf(n))`, `h(0)` = 32 zero
+//!   bytes, makes every record commit to all its predecessors, so a verifier
+//!   walking the log names the *first* record that was edited, removed or
+//!   moved;
+//! - the **Merkle tree** (RFC 6962: `leaf = SHA-256(0x00 || record)`,
+//!   `node = SHA-256(0x01 || left || right)`) gives checkpoints a root from
+//!   which one record's inclusion can be proven with log(n) hashes, without
+//!   handing over the whole log.
+//!
+//! The writer keeps only the tree's compact range ([`Frontier`]: one root per
+//! perfect subtree, log(n) hashes) so appends stay O(log n).
+
+use ring::digest::{Context, SHA256};
+
+/// A SHA-256 output.
+pub type Hash = [u8; 32];
+
+/// Chain hash before the first record.
+pub const GENESIS: Hash = [0u8; 32];
+
+fn finish(ctx: Context) -> Hash {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// RFC 6962 leaf hash of a record's canonical bytes.
+pub fn leaf_hash(record: &[u8]) -> Hash {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(&[0x00]);
+    ctx.update(record);
+    finish(ctx)
+}
+
+/// RFC 6962 interior node hash.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(&[0x01]);
+    ctx.update(left);
+    ctx.update(right);
+    finish(ctx)
+}
+
+/// Chain hash of a record given its predecessor's chain hash.
+pub fn chain_hash(prev: &Hash, leaf: &Hash) -> Hash {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(prev);
+    ctx.update(leaf);
+    finish(ctx)
+}
+
+/// Converts a stored hash column back into a [`Hash`].
+pub fn to_hash(bytes: &[u8]) -> Option<Hash> {
+    <[u8; 32]>::try_from(bytes).ok()
+}
+
+/// RFC 6962 compact range: roots of the perfect subtrees covering leaves
+/// `0..size`, largest (leftmost) first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Frontier {
+    size: u64,
+    nodes: Vec<Hash>,
+}
+
+impl Frontier {
+    pub fn new() -> Frontier {
+        Frontier::default()
+    }
+
+    /// Number of leaves covered.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends one leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        self.nodes.push(leaf);
+        let mut s = self.size;
+        while s & 1 == 1 {
+            // Two nodes always exist here: one per set low bit plus the push.
+            if let (Some(right), Some(left)) = (self.nodes.pop(), self.nodes.pop()) {
+                self.nodes.push(node_hash(&left, &right));
+            }
+            s >>= 1;
+        }
+        self.size += 1;
+    }
+
+    /// The Merkle tree hash (MTH) of the leaves so far.
+    pub fn root(&self) -> Hash {
+        let mut iter = self.nodes.iter().rev();
+        match iter.next() {
+            None => {
+                let ctx = Context::new(&SHA256);
+                finish(ctx)
+            }
+            Some(last) => iter.fold(*last, |acc, left| node_hash(left, &acc)),
+        }
+    }
+
+    /// Serialised nodes (32 bytes each), for storing with a checkpoint.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.nodes.concat()
+    }
+
+    /// Rebuilds a frontier of `size` leaves from [`Frontier::to_bytes`].
+    pub fn from_bytes(size: u64, bytes: &[u8]) -> Option<Frontier> {
+        if bytes.len() % 32 != 0 || bytes.len() / 32 != size.count_ones() as usize {
+            return None;
+        }
+        let nodes = bytes.chunks_exact(32).filter_map(to_hash).collect();
+        Some(Frontier { size, nodes })
+    }
+}
+
+/// Largest power of two strictly less than `n` (n >= 2).
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k << 1 < n {
+        k <<= 1;
+    }
+    k
+}
+
+/// Merkle tree hash of a slice of leaf hashes (RFC 6962 MTH).
+pub fn tree_root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => Frontier::new().root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&tree_root(&leaves[..k]), &tree_root(&leaves[k..]))
+        }
+    }
+}
+
+/// RFC 6962 audit path for leaf `index` in the tree over `leaves`.
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut proof = Vec::new();
+    path(leaves, index, &mut proof);
+    Some(proof)
+}
+
+fn path(leaves: &[Hash], m: usize, out: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if n <= 1 {
+        return;
+    }
+    let k = split(n);
+    if m < k {
+        path(&leaves[..k], m, out);
+        out.push(tree_root(&leaves[k..]));
+    } else {
+        path(&leaves[k..], m - k, out);
+        out.push(tree_root(&leaves[..k]));
+    }
+}
+
+/// Verifies an inclusion proof (RFC 9162 section 2.1.3.2).
+pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut fnode, mut snode) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if snode == 0 {
+            return false;
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            r = node_hash(p, &r);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    snode == 0 && &r == root
+}
