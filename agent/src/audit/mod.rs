@@ -49,6 +49,7 @@ mod error;
 mod metrics;
 mod record;
 mod ship;
+pub mod tools;
 mod verify;
 mod writer;
 

@@ -321,11 +321,11 @@ impl AuditConn {
                 insert.execute(params![to_i64(row.seq)?, row.ts_ms, row.record, row.hash])?;
             }
             if let Some(last) = rows.last() {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO audit_head(id, seq, hash) VALUES (1, ?1, ?2)
                      ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                    params![to_i64(last.seq)?, last.hash],
-                )?;
+                )?
+                .execute(params![to_i64(last.seq)?, last.hash])?;
             }
             if let Some(cp) = checkpoint {
                 tx.execute(
