@@ -7,3 +7,4 @@ mod acl;
 mod lifecycle;
 mod limits;
 mod ops;
+mod sdk_rust;
