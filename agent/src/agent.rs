@@ -5,7 +5,10 @@
 //! of the one [`Shutdown`] handle:
 //! - `server`: the socket accept loop and its connections;
 //! - `signals`: SIGTERM/SIGINT trigger shutdown, SIGHUP reloads;
-//! - `watchdog`: systemd watchdog pings, sent only while the store answers.
+//! - `watchdog`: systemd watchdog pings, sent only while the store answers;
+//! - `audit`: the recorder's writer and shipper threads (`audit::Recorder`),
+//!   drained and stopped after the server, so requests still in flight at
+//!   shutdown get their records made durable.
 
 use crate::api::Api;
 use crate::caller::{Acl, Op, Peer};
@@ -32,7 +35,13 @@ pub enum Error {
     Caller(#[from] crate::caller::Error),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot start the audit recorder: {0}")]
+    Audit(#[from] crate::audit::Error),
 }
+
+/// File in the state directory holding the audit checkpoint key (PKCS#8,
+/// mode 0600) until the key ring's `audit` key replaces it.
+pub const AUDIT_KEY_FILE: &str = "audit-checkpoint.pk8";
 
 /// The caller ACL currently in force and its generation (bumped on reload so
 /// per-connection caches notice).
@@ -47,6 +56,8 @@ pub struct Ctx {
     pub config: Arc<Config>,
     pub store: Store,
     pub metrics: Metrics,
+    /// The one audit recorder every capability records through.
+    pub audit: crate::audit::Recorder,
     pub clock: SharedClock,
     /// This host's name, recorded in audit events and status.
     pub host: String,
@@ -110,6 +121,27 @@ impl Ctx {
             route,
             "caller not allowed"
         );
+        let event = crate::audit::Event {
+            kind: "caller.denied".into(),
+            identity: crate::audit::Identity {
+                uid: Some(peer.uid),
+                pid: peer.pid.and_then(|p| u32::try_from(p).ok()),
+                ..Default::default()
+            },
+            target: Some(route.to_string()),
+            outcome: "deny".into(),
+            reason: Some("caller_not_allowed".into()),
+            attrs: [
+                ("op".to_string(), serde_json::json!(op.name())),
+                ("gid".to_string(), serde_json::json!(peer.gid)),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        if let Err(e) = self.audit.submit(event) {
+            tracing::error!(error = %e, "cannot record a caller denial in the audit log");
+        }
     }
 
     /// Re-reads what can change live: the config file's log level and caller
@@ -124,6 +156,21 @@ impl Ctx {
             .reloads
             .with_label_values(&["config", label])
             .inc();
+        let event = crate::audit::Event {
+            kind: "config.reload".into(),
+            outcome: label.into(),
+            reason: match &outcome {
+                ReloadOutcome::Rejected { error } => Some(error.chars().take(1000).collect()),
+                ReloadOutcome::Applied { .. } => None,
+            },
+            attrs: [("trigger".to_string(), serde_json::json!(trigger))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        if let Err(e) = self.audit.submit(event) {
+            tracing::error!(error = %e, "cannot record a reload in the audit log");
+        }
         match &outcome {
             ReloadOutcome::Applied { restart_needed } if !restart_needed.is_empty() => {
                 tracing::warn!(
@@ -217,10 +264,32 @@ async fn run_inner(
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "unknown".to_string());
+    let audit = {
+        let store = store.clone();
+        let host = host.clone();
+        let key_path = config.state.dir.join(AUDIT_KEY_FILE);
+        let config = config.audit.clone();
+        let clock = clock.clone();
+        let audit_metrics = crate::audit::Metrics::register(metrics.registry())?;
+        tokio::task::spawn_blocking(move || {
+            let signer = crate::audit::RingSigner::load_or_create(&key_path)?;
+            crate::audit::Recorder::start(
+                &store,
+                &host,
+                config,
+                Arc::new(signer),
+                clock,
+                audit_metrics,
+            )
+        })
+        .await
+        .map_err(|e| crate::store::Error::Task(e.to_string()))??
+    };
     let ctx = Arc::new(Ctx {
         config: Arc::new(config),
         store,
         metrics,
+        audit,
         started_at_ms: clock.now_ms(),
         clock,
         host,
@@ -249,6 +318,12 @@ async fn run_inner(
     shutdown.trigger();
     while tasks.join_next().await.is_some() {}
 
+    let recorder = ctx.audit.clone();
+    match tokio::task::spawn_blocking(move || recorder.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "audit recorder did not shut down cleanly"),
+        Err(e) => tracing::error!(error = %e, "audit recorder shutdown task failed"),
+    }
     let store = ctx.store.clone();
     if let Err(e) = store.run(|s| s.checkpoint()).await {
         tracing::warn!(error = %e, "cannot checkpoint the store at shutdown");
@@ -357,6 +432,7 @@ impl Ctx {
             "state_dir": self.config.state.dir,
             "connections": {"open": self.metrics.open_connections.get()},
             "central_store": {"configured": false, "connected": false, "lag_seconds": null},
+            "audit": crate::api::audit::status_json(&self.audit.status()),
         })
     }
 }

@@ -100,3 +100,28 @@ impl From<crate::store::Error> for ApiError {
         ApiError::internal(e)
     }
 }
+
+impl From<crate::audit::Error> for ApiError {
+    fn from(e: crate::audit::Error) -> ApiError {
+        use crate::audit::Error as E;
+        match e {
+            E::InvalidEvent { field, reason } => {
+                ApiError::bad_request(format!("field `{field}`: {reason}"))
+            }
+            E::Backpressure { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_backpressure",
+                e.to_string(),
+            ),
+            E::Write(_) | E::Stopped => {
+                tracing::error!(error = %e, "audit append failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "audit_unavailable",
+                    "the audit log cannot record right now; nothing was recorded",
+                )
+            }
+            E::Store(_) | E::Sink { .. } | E::Signing(_) => ApiError::internal(e),
+        }
+    }
+}

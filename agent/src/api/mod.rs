@@ -9,6 +9,7 @@
 //! the handler file for that capability (`ops.rs`, ...), and stamps the
 //! common headers on whatever comes back.
 
+pub mod audit;
 mod error;
 pub mod json;
 mod ops;
@@ -156,6 +157,8 @@ impl Api {
             Route::Status => ops::status(ctx, &call).await,
             Route::Metrics => ops::metrics(ctx, &call).await,
             Route::AdminReload => ops::reload(ctx, &call).await,
+            Route::AuditEvents => audit::append(ctx, &call).await,
+            Route::AuditHead => audit::head(ctx, &call).await,
         }
     }
 

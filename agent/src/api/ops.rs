@@ -22,6 +22,7 @@ pub async fn status(ctx: &Ctx, _call: &Call) -> Result<Response, ApiError> {
 }
 
 pub async fn metrics(ctx: &Ctx, _call: &Call) -> Result<Response, ApiError> {
+    ctx.audit.update_gauges();
     let text = ctx.metrics.render().map_err(ApiError::internal)?;
     Ok(json::with_type(
         StatusCode::OK,

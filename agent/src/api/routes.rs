@@ -13,6 +13,8 @@ pub enum Route {
     Status,
     Metrics,
     AdminReload,
+    AuditEvents,
+    AuditHead,
 }
 
 impl Route {
@@ -23,6 +25,8 @@ impl Route {
         Route::Status,
         Route::Metrics,
         Route::AdminReload,
+        Route::AuditEvents,
+        Route::AuditHead,
     ];
 
     /// The label used in metrics and logs: the path pattern, never the raw
@@ -34,13 +38,17 @@ impl Route {
             Route::Status => "/v1/status",
             Route::Metrics => "/metrics",
             Route::AdminReload => "/v1/admin/reload",
+            Route::AuditEvents => "/v1/audit/events",
+            Route::AuditHead => "/v1/audit/head",
         }
     }
 
     pub fn method(self) -> Method {
         match self {
-            Route::Health | Route::Ready | Route::Status | Route::Metrics => Method::GET,
-            Route::AdminReload => Method::POST,
+            Route::Health | Route::Ready | Route::Status | Route::Metrics | Route::AuditHead => {
+                Method::GET
+            }
+            Route::AdminReload | Route::AuditEvents => Method::POST,
         }
     }
 
@@ -49,6 +57,8 @@ impl Route {
             Route::Health | Route::Ready | Route::Metrics => None,
             Route::Status => Some(Op::Status),
             Route::AdminReload => Some(Op::Admin),
+            Route::AuditEvents => Some(Op::AuditWrite),
+            Route::AuditHead => Some(Op::AuditRead),
         }
     }
 
@@ -65,6 +75,8 @@ impl Route {
             "/v1/status" => Route::Status,
             "/metrics" => Route::Metrics,
             "/v1/admin/reload" => Route::AdminReload,
+            "/v1/audit/events" => Route::AuditEvents,
+            "/v1/audit/head" => Route::AuditHead,
             _ => return None,
         })
     }

@@ -1,14 +1,16 @@
 //! The `[audit]` config section.
 //!
 //! Parsed in one step from a raw serde struct into typed values, reporting
-//! every problem at once.
+//! every problem at once (unknown keys are reported by `config`, which reads
+//! every section through `serde_ignored`).
 
-use serde::Deserialize;
+use crate::config::Problems;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What happens when the unshipped backlog reaches its cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Refuse new records (callers fail closed) until the sink catches up.
@@ -18,7 +20,8 @@ pub enum Policy {
 }
 
 /// Where shipped records go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SinkConfig {
     /// No sink: records stay local; the backlog grows until the cap.
     None,
@@ -27,13 +30,14 @@ pub enum SinkConfig {
 }
 
 /// Typed audit configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     /// Most records written in one transaction (one fsync).
     pub max_batch: usize,
     /// Sign a checkpoint after this many records...
     pub checkpoint_every_records: u64,
     /// ...or after this long, whichever comes first (if anything changed).
+    #[serde(serialize_with = "crate::config::ser_duration")]
     pub checkpoint_interval: Duration,
     pub policy: Policy,
     /// Cap on unshipped (and queued) records before the policy applies.
@@ -46,10 +50,20 @@ pub struct Config {
     pub sink: SinkConfig,
     /// Records per shipment.
     pub ship_batch: usize,
+    #[serde(serialize_with = "crate::config::ser_duration")]
     pub retry_min: Duration,
+    #[serde(serialize_with = "crate::config::ser_duration")]
     pub retry_max: Duration,
     /// Delete shipped records older than this (None: keep forever).
+    #[serde(serialize_with = "ser_keep")]
     pub keep_shipped: Option<Duration>,
+}
+
+fn ser_keep<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => crate::config::ser_duration(d, s),
+        None => s.serialize_str("forever"),
+    }
 }
 
 impl Default for Config {
@@ -74,7 +88,7 @@ impl Default for Config {
 
 /// `[audit]` as written in TOML.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct RawConfig {
     pub max_batch: Option<usize>,
     pub checkpoint_every_records: Option<u64>,
@@ -88,7 +102,7 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct RawBackpressure {
     pub policy: Option<Policy>,
     pub max_unshipped_records: Option<u64>,
@@ -98,7 +112,7 @@ pub struct RawBackpressure {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct RawSink {
     /// `jsonl` (default) or `none`.
     pub kind: Option<String>,
@@ -110,7 +124,7 @@ pub struct RawSink {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct RawRetention {
     /// A duration (`7d`) or `forever` (default).
     pub keep_shipped: Option<String>,
@@ -120,23 +134,13 @@ fn duration(
     field: &str,
     raw: &Option<String>,
     default: Duration,
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) -> Duration {
     match raw {
         None => default,
-        Some(s) => match humantime::parse_duration(s) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                problems.push(format!("audit.{field}: must be greater than zero"));
-                default
-            }
-            Err(e) => {
-                problems.push(format!(
-                    "audit.{field}: {e} (examples: \"100ms\", \"10s\", \"7d\")"
-                ));
-                default
-            }
-        },
+        Some(s) => problems
+            .duration(&format!("audit.{field}"), s)
+            .unwrap_or(default),
     }
 }
 
@@ -144,11 +148,14 @@ fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(
     field: &str,
     raw: Option<T>,
     default: T,
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) -> T {
     match raw {
         Some(v) if v <= T::default() => {
-            problems.push(format!("audit.{field}: must be greater than zero, got {v}"));
+            problems.add(
+                &format!("audit.{field}"),
+                format!("must be greater than zero, got {v}"),
+            );
             default
         }
         Some(v) => v,
@@ -158,22 +165,22 @@ fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(
 
 impl RawConfig {
     /// Turns the raw section into a typed [`Config`]; relative paths resolve
-    /// under `state_dir`. Returns every problem found.
-    pub fn into_config(self, state_dir: &Path) -> Result<Config, Vec<String>> {
+    /// under `state_dir`. Every problem is added to `problems`.
+    pub fn into_config(self, state_dir: &Path, problems: &mut Problems) -> Option<Config> {
         let d = Config::default();
-        let mut problems = Vec::new();
-        let max_batch = positive("max_batch", self.max_batch, d.max_batch, &mut problems);
+        let before = problems.items().len();
+        let max_batch = positive("max_batch", self.max_batch, d.max_batch, problems);
         let checkpoint_every_records = positive(
             "checkpoint_every_records",
             self.checkpoint_every_records,
             d.checkpoint_every_records,
-            &mut problems,
+            problems,
         );
         let checkpoint_interval = duration(
             "checkpoint_interval",
             &self.checkpoint_interval,
             d.checkpoint_interval,
-            &mut problems,
+            problems,
         );
         let bp = self.backpressure;
         let policy = bp.policy.unwrap_or(d.policy);
@@ -181,36 +188,36 @@ impl RawConfig {
             "backpressure.max_unshipped_records",
             bp.max_unshipped_records,
             d.max_unshipped_records,
-            &mut problems,
+            problems,
         );
         let max_unshipped_bytes = positive(
             "backpressure.max_unshipped_bytes",
             bp.max_unshipped_bytes,
             d.max_unshipped_bytes,
-            &mut problems,
+            problems,
         );
         let hard_max_records = positive(
             "backpressure.hard_max_records",
             bp.hard_max_records,
             d.hard_max_records.max(max_unshipped_records),
-            &mut problems,
+            problems,
         );
         let hard_max_bytes = positive(
             "backpressure.hard_max_bytes",
             bp.hard_max_bytes,
             d.hard_max_bytes.max(max_unshipped_bytes),
-            &mut problems,
+            problems,
         );
         if hard_max_records < max_unshipped_records || hard_max_bytes < max_unshipped_bytes {
-            problems.push(
-                "audit.backpressure: hard_max_* must be at least the matching max_unshipped_*"
-                    .into(),
+            problems.add(
+                "audit.backpressure",
+                "hard_max_* must be at least the matching max_unshipped_*",
             );
         }
         let sink = match self.sink.kind.as_deref().unwrap_or("jsonl") {
             "none" => {
                 if self.sink.path.is_some() {
-                    problems.push("audit.sink.path: not used with kind = \"none\"".into());
+                    problems.add("audit.sink.path", "not used with kind = \"none\"");
                 }
                 SinkConfig::None
             }
@@ -228,27 +235,28 @@ impl RawConfig {
                 }
             }
             other => {
-                problems.push(format!(
-                    "audit.sink.kind: unknown sink {other:?} (expected \"jsonl\" or \"none\")"
-                ));
+                problems.add(
+                    "audit.sink.kind",
+                    format!("unknown sink {other:?} (expected \"jsonl\" or \"none\")"),
+                );
                 SinkConfig::None
             }
         };
-        let ship_batch = positive("sink.batch", self.sink.batch, d.ship_batch, &mut problems);
+        let ship_batch = positive("sink.batch", self.sink.batch, d.ship_batch, problems);
         let retry_min = duration(
             "sink.retry_min",
             &self.sink.retry_min,
             d.retry_min,
-            &mut problems,
+            problems,
         );
         let retry_max = duration(
             "sink.retry_max",
             &self.sink.retry_max,
             d.retry_max,
-            &mut problems,
+            problems,
         );
         if retry_max < retry_min {
-            problems.push("audit.sink.retry_max: must be at least retry_min".into());
+            problems.add("audit.sink.retry_max", "must be at least retry_min");
         }
         let keep_shipped = match self.retention.keep_shipped.as_deref() {
             None | Some("forever") => None,
@@ -256,13 +264,13 @@ impl RawConfig {
                 "retention.keep_shipped",
                 &self.retention.keep_shipped,
                 Duration::from_secs(7 * 86_400),
-                &mut problems,
+                problems,
             )),
         };
-        if !problems.is_empty() {
-            return Err(problems);
+        if problems.items().len() > before {
+            return None;
         }
-        Ok(Config {
+        Some(Config {
             max_batch,
             checkpoint_every_records,
             checkpoint_interval,

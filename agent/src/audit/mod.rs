@@ -58,7 +58,7 @@ pub use checkpoint::{CheckpointSigner, RingSigner};
 pub use config::{Config, Policy, RawConfig, SinkConfig};
 pub use error::Error;
 pub use metrics::Metrics;
-pub use record::{Encoded, Event, Identity, Record};
+pub use record::{check_external_kind, Encoded, Event, Identity, Record, RESERVED_KINDS};
 pub use ship::{JsonlSink, Shipper, Sink};
 pub use verify::{verify, Problem, Report, TrustedKeys};
 
@@ -199,15 +199,20 @@ impl Recorder {
         metrics: Metrics,
         sink: Option<Box<dyn Sink>>,
     ) -> Result<Recorder, Error> {
-        match store.meta(HOST_META_KEY)? {
-            Some(h) if h != host => {
-                return Err(Error::Write(format!(
-                    "this audit log belongs to host {h:?}, not {host:?}; refusing to mix hosts in one chain"
-                )))
+        // One chain, one host name: a renamed machine keeps recording under
+        // the name its log started with, or verification would break.
+        let host = match store.meta(HOST_META_KEY)? {
+            Some(h) => {
+                if h != host {
+                    tracing::warn!(log_host = %h, hostname = %host, "host name changed; audit records keep the log's original host name");
+                }
+                h
             }
-            Some(_) => {}
-            None => store.set_meta(HOST_META_KEY, host)?,
-        }
+            None => {
+                store.set_meta(HOST_META_KEY, host)?;
+                host.to_string()
+            }
+        };
         let conn = store.audit_conn()?;
         let recovered = writer::recover(&conn)?;
         let sink_name = sink.as_ref().map(|s| s.name().to_string());
@@ -217,7 +222,7 @@ impl Recorder {
         };
         let backlog = conn.backlog(shipped_seq)?;
         let shared = Arc::new(Shared {
-            host: host.to_string(),
+            host,
             clock,
             config,
             metrics,

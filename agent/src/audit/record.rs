@@ -25,6 +25,25 @@ use std::fmt::Write as _;
 /// Version of the canonical encoding written into every record (`v`).
 pub const ENCODING_VERSION: u32 = 1;
 
+/// Kind prefixes only the agent itself records; events from the socket may
+/// not use them, so an ERP process cannot forge a decision or a token event.
+pub const RESERVED_KINDS: &[&str] = &[
+    "decision", "token.", "session.", "key.", "policy.", "config.", "caller.", "mfa.", "webhook.",
+    "audit.",
+];
+
+/// Checks the kind of an event that arrives from outside the agent.
+pub fn check_external_kind(kind: &str) -> Result<(), Error> {
+    check_token("kind", kind)?;
+    match RESERVED_KINDS.iter().find(|p| kind.starts_with(*p)) {
+        Some(p) => Err(Error::invalid(
+            "kind",
+            format!("kinds starting with {p:?} are recorded by the agent itself"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Longest free-text field (target, reason) in characters.
 const MAX_TEXT: usize = 1024;
 /// Longest identifier (user, session, org, permission, kid ...).

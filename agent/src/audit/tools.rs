@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Exit status of `warden audit verify` when the log fails verification
-/// (1 is reserved for "could not run", 64 for bad usage).
-pub const EXIT_TAMPERED: i32 = 2;
+/// (1 means "could not run", 2 is clap's usage error, 64 a bad config).
+pub const EXIT_TAMPERED: u8 = 3;
 
 fn io(e: std::io::Error) -> Error {
     Error::Sink {

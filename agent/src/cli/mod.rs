@@ -2,6 +2,7 @@
 //! except `config check` is a client of a running agent's socket, so the CLI
 //! sees exactly what the ERP sees and is subject to the same caller ACL.
 
+mod audit;
 mod client;
 mod serve;
 
@@ -39,6 +40,9 @@ pub enum Command {
     /// Work with config files offline.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Read and verify the local audit log offline (read-only).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +94,7 @@ pub fn run(cli: Cli) -> ExitCode {
             })
         }
         Command::Config(ConfigCommand::Check { file }) => config_check(&file, &env),
+        Command::Audit(cmd) => audit::run(cmd, &env),
     }
 }
 
