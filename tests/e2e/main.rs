@@ -4,6 +4,9 @@
 mod support;
 
 mod acl;
+mod audit_api;
+mod audit_crash;
+mod audit_tamper;
 mod lifecycle;
 mod limits;
 mod ops;
