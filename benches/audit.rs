@@ -6,6 +6,11 @@
 //! Also the cost of the non-blocking `submit` used on hot paths. The
 //! database lives in a temp dir (set TMPDIR to bench another disk).
 //! `WARDEN_BENCH_SECS` sets the measuring time per case (default 3).
+//!
+//! The same closed-loop table is then measured through the socket: the real
+//! `warden` binary on a temp socket, each writer a blocking HTTP/1.1
+//! keep-alive connection posting `POST /v1/audit/events`. Pass `recorder` or
+//! `socket` to run only one half.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,11 +74,181 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// A minimal blocking HTTP/1.1 client: one keep-alive connection.
+struct Conn {
+    stream: std::os::unix::net::UnixStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn connect(path: &std::path::Path) -> Conn {
+        Conn {
+            stream: std::os::unix::net::UnixStream::connect(path).expect("connect"),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Posts `body`, returns (status, body).
+    fn post(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: warden\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        self.stream.write_all(head.as_bytes()).expect("write");
+        self.stream.write_all(body).expect("write");
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = self.stream.read(&mut chunk).expect("read");
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let status: u16 = head[9..12].parse().expect("status");
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().expect("length"))
+                    .unwrap_or(0);
+                while self.buf.len() < end + 4 + len {
+                    let n = self.stream.read(&mut chunk).expect("read");
+                    assert!(n > 0, "connection closed");
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                return (status, self.buf[end + 4..end + 4 + len].to_vec());
+            }
+        }
+    }
+}
+
+fn wire_batch(start: u64, batch: usize) -> Vec<u8> {
+    let events: Vec<serde_json::Value> = (start..start + batch as u64)
+        .map(|i| {
+            serde_json::json!({
+                "kind": "erp.stock_adjust", "actor": format!("u-{}", i % 1000),
+                "org_id": "acme", "permission": "inventory.adjust_stock", "action": "write",
+                "target": format!("sku-{i}"), "outcome": "success", "reason": "cycle count",
+                "roles": ["clerk", "warehouse"], "session_id": "sess-0123456789",
+                "kid": "k-2026-12", "attrs": {"qty": -3, "warehouse": "north-1"}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "events": events })).expect("json")
+}
+
+fn socket_bench(secs: u64) {
+    let dir = tempfile::Builder::new()
+        .prefix("wb")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let socket = dir.path().join("s.sock");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"mode = "development"
+[server]
+socket = "{}"
+max_connections = 1024
+[state]
+dir = "{}"
+[log]
+format = "json"
+level = "warn"
+[[callers]]
+name = "bench"
+agent_user = true
+allow = ["all"]
+[audit.backpressure]
+max_unshipped_records = 100000000
+max_unshipped_bytes = 100000000000
+"#,
+            socket.display(),
+            dir.path().join("state").display()
+        ),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start warden");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "warden did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "\nthrough the socket (real `warden` binary, one keep-alive connection per writer):\n"
+    );
+    println!("| writers | batch | events/s | requests/s | p50 ack | p99 ack | max ack |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for writers in [1usize, 8, 64] {
+        for batch in [1usize, 100] {
+            let began = Instant::now();
+            let deadline = began + Duration::from_secs(secs);
+            let threads: Vec<_> = (0..writers)
+                .map(|w| {
+                    let socket = socket.clone();
+                    std::thread::spawn(move || {
+                        let mut conn = Conn::connect(&socket);
+                        let mut lat = Vec::new();
+                        let mut i = (w as u64) << 32;
+                        while Instant::now() < deadline {
+                            let body = wire_batch(i, batch);
+                            i += batch as u64;
+                            let t = Instant::now();
+                            let (status, resp) = conn.post("/v1/audit/events", &body);
+                            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+                            lat.push(t.elapsed());
+                        }
+                        lat
+                    })
+                })
+                .collect();
+            let mut lat: Vec<Duration> = threads
+                .into_iter()
+                .flat_map(|t| t.join().expect("writer"))
+                .collect();
+            let elapsed = began.elapsed().as_secs_f64();
+            lat.sort();
+            let requests = lat.len() as f64;
+            println!(
+                "| {writers} | {batch} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms |",
+                requests * batch as f64 / elapsed,
+                requests / elapsed,
+                percentile(&lat, 0.50).as_secs_f64() * 1e3,
+                percentile(&lat, 0.99).as_secs_f64() * 1e3,
+                lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            );
+        }
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "warden exited with {status}");
+}
+
 fn main() {
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let secs: u64 = std::env::var("WARDEN_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
+    if only.as_deref() != Some("socket") {
+        recorder_bench(secs);
+    }
+    if only.as_deref() != Some("recorder") {
+        socket_bench(secs);
+    }
+}
+
+fn recorder_bench(secs: u64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
