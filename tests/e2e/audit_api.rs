@@ -308,3 +308,46 @@ fn tail_follow_prints_new_records() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_failing_sink_keeps_records_and_retries() {
+    let (mut d, env) = Daemon::builder()
+        .set("audit.sink.path", "sink/out.jsonl")
+        .set("audit.sink.retry_min", "20ms")
+        .set("audit.sink.retry_max", "100ms")
+        .prepare();
+    // The sink's directory is a plain file: every shipment fails.
+    std::fs::create_dir_all(&d.state_dir).unwrap();
+    let blocker = d.state_dir.join("sink");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    d.spawn(&env);
+    d.wait_healthy();
+    let batch: Vec<Value> = (1..=7).map(event).collect();
+    assert_eq!(
+        d.post_json("/v1/audit/events", &json!({"events": batch}))
+            .status,
+        200
+    );
+    wait_for(|| {
+        d.get("/metrics")
+            .text()
+            .lines()
+            .any(|l| l.starts_with("warden_audit_ship_failures_total ") && !l.ends_with(" 0"))
+    });
+    let audit = &d.get("/v1/status").json()["audit"];
+    assert_eq!(audit["unshipped_count"], 7);
+    assert!(audit["oldest_unshipped_age_seconds"].is_u64(), "{audit}");
+    // The sink comes back: the backlog drains, each record exactly once.
+    std::fs::remove_file(&blocker).unwrap();
+    wait_for(|| d.get("/v1/status").json()["audit"]["unshipped_count"] == 0);
+    let text = std::fs::read_to_string(blocker.join("out.jsonl")).unwrap();
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
+}
