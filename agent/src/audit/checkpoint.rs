@@ -54,18 +54,17 @@ impl RingSigner {
                 let rng = SystemRandom::new();
                 let doc = Ed25519KeyPair::generate_pkcs8(&rng)
                     .map_err(|_| Error::Signing("cannot generate an Ed25519 key".into()))?;
-                let mut f = std::fs::OpenOptions::new()
+                // create_new: never overwrite a key another process just wrote.
+                std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
                     .open(path)
                     .and_then(|mut f| {
-                        f.write_all(doc.as_ref())
-                            .and_then(|()| f.sync_all())
-                            .map(|()| f)
+                        f.write_all(doc.as_ref())?;
+                        f.sync_all()
                     })
                     .map_err(|e| Error::Signing(format!("cannot write {}: {e}", path.display())))?;
-                let _ = f.flush();
                 doc.as_ref().to_vec()
             }
             Err(e) => {

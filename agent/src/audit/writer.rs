@@ -368,7 +368,7 @@ fn reply_stopped(msg: Msg) {
             let _ = ack.send(Err(Error::Stopped));
         }
         Msg::Sync { ack, .. } => {
-            let _: Result<(), _> = ack.send(Err(Error::Stopped)).map_err(|_| ());
+            let _ = ack.send(Err(Error::Stopped));
         }
         _ => {}
     }
