@@ -106,6 +106,51 @@ pub async fn head(ctx: &Ctx, _call: &Call) -> Result<Response, ApiError> {
     })))
 }
 
+/// `GET /v1/audit/proof?seq=N`: the inclusion proof of record N against
+/// the latest signed checkpoint.
+pub async fn proof(ctx: &Ctx, call: &Call) -> Result<Response, ApiError> {
+    let seq = parse_seq(call.query.as_deref())?;
+    let proof = ctx
+        .store
+        .run(move |s| Ok(audit::inclusion(s, seq)))
+        .await??;
+    let record: Value = serde_json::from_str(&proof.record).map_err(ApiError::internal)?;
+    Ok(json::ok(&json!({
+        "seq": proof.seq,
+        "leaf_index": proof.seq - 1,
+        "tree_size": proof.tree_size,
+        "leaf_hash": hex::encode(proof.leaf_hash),
+        "path": proof.path.iter().map(hex::encode).collect::<Vec<_>>(),
+        "record": record,
+        "record_canonical": proof.record,
+        "checkpoint": checkpoint_json(&proof.checkpoint),
+    })))
+}
+
+fn parse_seq(query: Option<&str>) -> Result<u64, ApiError> {
+    let mut seq = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("seq", v)) => {
+                seq = Some(v.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("query `seq`: {v:?} is not a record number"))
+                })?)
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "query: unknown parameter {pair:?} (expected seq=N)"
+                )))
+            }
+        }
+    }
+    match seq {
+        Some(0) | None => Err(ApiError::bad_request(
+            "query `seq`: a record number >= 1 is required",
+        )),
+        Some(s) => Ok(s),
+    }
+}
+
 fn checkpoint_json(cp: &crate::store::audit::CheckpointRow) -> Value {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

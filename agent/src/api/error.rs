@@ -121,6 +121,7 @@ impl From<crate::audit::Error> for ApiError {
                     "the audit log cannot record right now; nothing was recorded",
                 )
             }
+            E::Proof(why) => ApiError::new(StatusCode::NOT_FOUND, "audit_proof_unavailable", why),
             E::Store(_) | E::Sink { .. } | E::Signing(_) => ApiError::internal(e),
         }
     }

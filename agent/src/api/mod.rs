@@ -159,6 +159,7 @@ impl Api {
             Route::AdminReload => ops::reload(ctx, &call).await,
             Route::AuditEvents => audit::append(ctx, &call).await,
             Route::AuditHead => audit::head(ctx, &call).await,
+            Route::AuditProof => audit::proof(ctx, &call).await,
         }
     }
 

@@ -15,6 +15,7 @@ pub enum Route {
     AdminReload,
     AuditEvents,
     AuditHead,
+    AuditProof,
 }
 
 impl Route {
@@ -27,6 +28,7 @@ impl Route {
         Route::AdminReload,
         Route::AuditEvents,
         Route::AuditHead,
+        Route::AuditProof,
     ];
 
     /// The label used in metrics and logs: the path pattern, never the raw
@@ -40,14 +42,18 @@ impl Route {
             Route::AdminReload => "/v1/admin/reload",
             Route::AuditEvents => "/v1/audit/events",
             Route::AuditHead => "/v1/audit/head",
+            Route::AuditProof => "/v1/audit/proof",
         }
     }
 
     pub fn method(self) -> Method {
         match self {
-            Route::Health | Route::Ready | Route::Status | Route::Metrics | Route::AuditHead => {
-                Method::GET
-            }
+            Route::Health
+            | Route::Ready
+            | Route::Status
+            | Route::Metrics
+            | Route::AuditHead
+            | Route::AuditProof => Method::GET,
             Route::AdminReload | Route::AuditEvents => Method::POST,
         }
     }
@@ -58,7 +64,7 @@ impl Route {
             Route::Status => Some(Op::Status),
             Route::AdminReload => Some(Op::Admin),
             Route::AuditEvents => Some(Op::AuditWrite),
-            Route::AuditHead => Some(Op::AuditRead),
+            Route::AuditHead | Route::AuditProof => Some(Op::AuditRead),
         }
     }
 
@@ -77,6 +83,7 @@ impl Route {
             "/v1/admin/reload" => Route::AdminReload,
             "/v1/audit/events" => Route::AuditEvents,
             "/v1/audit/head" => Route::AuditHead,
+            "/v1/audit/proof" => Route::AuditProof,
             _ => return None,
         })
     }

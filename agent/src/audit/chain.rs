@@ -189,3 +189,97 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
     }
     snode == 0 && &r == root
 }
+
+/// The leaf hashes a proof can draw on: a pruned prefix known only by its
+/// compact range (the frontier stored with the checkpoint retention stopped
+/// at) followed by the retained leaves. Any proof about a retained leaf needs
+/// of the prefix only whole frontier nodes, so pruning never costs proofs
+/// about what is still stored.
+#[derive(Debug)]
+pub struct TreeView<'a> {
+    prefix: Vec<(u64, u64, Hash)>,
+    prefix_size: u64,
+    leaves: &'a [Hash],
+}
+
+impl<'a> TreeView<'a> {
+    /// `leaves[i]` is leaf `prefix.size() + i`.
+    pub fn new(prefix: &Frontier, leaves: &'a [Hash]) -> TreeView<'a> {
+        let mut start = 0u64;
+        let mut nodes = Vec::with_capacity(prefix.nodes.len());
+        let mut bits = (0..64u32).rev().filter(|b| prefix.size >> b & 1 == 1);
+        for node in &prefix.nodes {
+            if let Some(bit) = bits.next() {
+                let len = 1u64 << bit;
+                nodes.push((start, len, *node));
+                start += len;
+            }
+        }
+        TreeView {
+            prefix: nodes,
+            prefix_size: prefix.size,
+            leaves,
+        }
+    }
+
+    /// Leaves covered.
+    pub fn size(&self) -> u64 {
+        self.prefix_size + self.leaves.len() as u64
+    }
+
+    /// MTH of leaves `a..b`, if computable from what is known.
+    fn range(&self, a: u64, b: u64) -> Option<Hash> {
+        if a >= b || b > self.size() {
+            return None;
+        }
+        let p = self.prefix_size;
+        if b <= p {
+            return self
+                .prefix
+                .iter()
+                .find(|(start, len, _)| *start == a && *len == b - a)
+                .map(|(_, _, h)| *h);
+        }
+        if a >= p {
+            let lo = usize::try_from(a - p).ok()?;
+            let hi = usize::try_from(b - p).ok()?;
+            return Some(tree_root(self.leaves.get(lo..hi)?));
+        }
+        let k = split(usize::try_from(b - a).ok()?) as u64;
+        Some(node_hash(&self.range(a, a + k)?, &self.range(a + k, b)?))
+    }
+
+    /// MTH of the first `n` leaves.
+    pub fn root(&self, n: u64) -> Option<Hash> {
+        if n == 0 {
+            return Some(Frontier::new().root());
+        }
+        self.range(0, n)
+    }
+
+    /// RFC 6962 audit path of leaf `m` in the tree of the first `n` leaves;
+    /// None when `m` was pruned or is out of range.
+    pub fn inclusion_proof(&self, m: u64, n: u64) -> Option<Vec<Hash>> {
+        if m >= n || n > self.size() || m < self.prefix_size {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.path(m, 0, n, &mut out)?;
+        Some(out)
+    }
+
+    fn path(&self, m: u64, a: u64, b: u64, out: &mut Vec<Hash>) -> Option<()> {
+        if b - a <= 1 {
+            return Some(());
+        }
+        let k = split(usize::try_from(b - a).ok()?) as u64;
+        if m < a + k {
+            self.path(m, a, a + k, out)?;
+            out.push(self.range(a + k, b)?);
+        } else {
+            self.path(m, a + k, b, out)?;
+            out.push(self.range(a, a + k)?);
+        }
+        Some(())
+    }
+}

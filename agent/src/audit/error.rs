@@ -24,6 +24,9 @@ pub enum Error {
     Sink { sink: String, reason: String },
     #[error("checkpoint signing failed: {0}")]
     Signing(String),
+    /// An inclusion proof cannot be given (not yet checkpointed, pruned ...).
+    #[error("no proof available: {0}")]
+    Proof(String),
 }
 
 impl Error {

@@ -691,6 +691,19 @@ fn retention_prunes_shipped_records_up_to_a_checkpoint() {
     let report = verify_dir(dir.path());
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.first_seq, report.last_seq), (11, 15));
+    // Retained records still have inclusion proofs against checkpoint 14.
+    let proof = inclusion(&r.store, 12).unwrap();
+    assert_eq!(proof.tree_size, 14);
+    let root = chain::to_hash(&proof.checkpoint.merkle_root).unwrap();
+    assert!(verify_inclusion(
+        &proof.leaf_hash,
+        11,
+        14,
+        &proof.path,
+        &root
+    ));
+    assert!(matches!(inclusion(&r.store, 5), Err(Error::Proof(_))));
+    assert!(matches!(inclusion(&r.store, 15), Err(Error::Proof(_))));
     // Deleting the anchor checkpoint is caught.
     raw(dir.path())
         .execute("DELETE FROM audit_checkpoint WHERE seq = 10", [])
@@ -841,5 +854,29 @@ proptest! {
         }
         let seqs: Vec<u64> = lines(&out).iter().map(|v| v["seq"].as_u64().unwrap()).collect();
         prop_assert_eq!(seqs, (1..=shipped).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn tree_view_over_a_pruned_prefix_matches_the_full_tree() {
+    let leaves: Vec<Hash> = (0..45u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    for p in [0usize, 1, 5, 8, 13, 32] {
+        let mut prefix = Frontier::new();
+        for l in &leaves[..p] {
+            prefix.push(*l);
+        }
+        let view = TreeView::new(&prefix, &leaves[p..]);
+        for n in (p + 1)..=leaves.len() {
+            let root = tree_root(&leaves[..n]);
+            assert_eq!(view.root(n as u64), Some(root), "p {p} n {n}");
+            for m in 0..n {
+                let got = view.inclusion_proof(m as u64, n as u64);
+                if m < p {
+                    assert!(got.is_none());
+                    continue;
+                }
+                assert_eq!(got, inclusion_proof(&leaves[..n], m), "p {p} n {n} m {m}");
+            }
+        }
     }
 }
