@@ -116,8 +116,8 @@ struct Shared {
     /// Accepted but not yet written.
     queued_records: AtomicU64,
     queued_bytes: AtomicU64,
-    /// The last group commit failed; new records are refused until one
-    /// succeeds, so callers fail closed instead of queueing into a void.
+    /// The last group commit failed; submits are refused until a commit
+    /// (an acknowledged append, or the writer's idle probe) succeeds.
     write_failed: AtomicBool,
     stopping: AtomicBool,
     /// Wakes the shipper after a commit (and at shutdown).
@@ -279,10 +279,15 @@ impl Recorder {
         &self.shared.host
     }
 
-    fn admit(&self, records: u64, bytes: u64) -> Result<(), Error> {
+    /// Backpressure and health gate for new records. `acked` appends are
+    /// let through while the log is failing (their callers get the commit's
+    /// real outcome, and a success clears the failure); fire-and-forget
+    /// submits are refused, so hot paths fail closed instead of queueing
+    /// records that may never be written.
+    fn admit(&self, records: u64, bytes: u64, acked: bool) -> Result<(), Error> {
         let s = &self.shared;
         let c = &s.config;
-        if s.write_failed.load(Ordering::SeqCst) {
+        if !acked && s.write_failed.load(Ordering::SeqCst) {
             s.metrics
                 .rejected
                 .with_label_values(&["write_failed"])
@@ -385,7 +390,7 @@ impl Recorder {
             }
         };
         let records = encoded.len() as u64;
-        self.admit(records, bytes)?;
+        self.admit(records, bytes, ack.is_some())?;
         let msg = Msg::Append {
             events: encoded,
             bytes,

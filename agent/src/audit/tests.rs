@@ -880,3 +880,32 @@ fn tree_view_over_a_pruned_prefix_matches_the_full_tree() {
         }
     }
 }
+
+#[test]
+fn a_failing_commit_is_never_acknowledged_and_the_recorder_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rig(dir.path(), quiet_config());
+    r.recorder.append_blocking(vec![event(1)]).unwrap();
+    let c = raw(dir.path());
+    c.execute_batch(
+        "CREATE TRIGGER audit_fail BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;",
+    )
+    .unwrap();
+    assert!(matches!(
+        r.recorder.append_blocking(vec![event(2)]),
+        Err(Error::Write(_))
+    ));
+    assert!(!r.recorder.status().writer_healthy);
+    // Hot paths fail closed while the log cannot write.
+    assert!(matches!(r.recorder.submit(event(3)), Err(Error::Write(_))));
+    c.execute_batch("DROP TRIGGER audit_fail;").unwrap();
+    // An acknowledged append is the caller's probe: it succeeds and heals.
+    assert_eq!(r.recorder.append_blocking(vec![event(4)]).unwrap(), (2, 2));
+    assert!(r.recorder.status().writer_healthy);
+    r.recorder.submit(event(5)).unwrap();
+    r.recorder.shutdown().unwrap();
+    let report = verify_dir(dir.path());
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.last_seq, 3);
+}

@@ -149,6 +149,18 @@ impl Writer {
         }
     }
 
+    /// A small real write (and fsync) outside the log: clears the failure
+    /// flag once the database is writable again.
+    fn probe(&mut self) {
+        match self.conn.probe(self.shared.clock.now_ms()) {
+            Ok(()) => {
+                tracing::info!("audit log is writable again");
+                self.shared.write_failed.store(false, Ordering::SeqCst);
+            }
+            Err(e) => tracing::error!(error = %e, "audit log is still not writable"),
+        }
+    }
+
     fn interval_ms(&self) -> i64 {
         i64::try_from(self.shared.config.checkpoint_interval.as_millis()).unwrap_or(i64::MAX)
     }
@@ -156,10 +168,17 @@ impl Writer {
     pub(super) fn run(mut self) {
         let max_batch = self.shared.config.max_batch;
         loop {
-            let wait = Duration::from_millis(self.interval_ms().clamp(10, 60_000).unsigned_abs());
+            let failed = self.shared.write_failed.load(Ordering::SeqCst);
+            // While failing, probe the disk every second so the recorder
+            // recovers even if only submits (which are refused) arrive.
+            let max_wait = if failed { 1000 } else { 60_000 };
+            let wait = Duration::from_millis(self.interval_ms().clamp(10, max_wait).unsigned_abs());
             let first = match self.rx.recv_timeout(wait) {
                 Ok(msg) => msg,
                 Err(RecvTimeoutError::Timeout) => {
+                    if failed {
+                        self.probe();
+                    }
                     self.commit(Vec::new(), false);
                     continue;
                 }

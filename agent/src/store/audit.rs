@@ -350,6 +350,17 @@ impl AuditConn {
         Ok(())
     }
 
+    /// Writes (and fsyncs) a timestamp into `agent_meta`: proves the
+    /// database accepts writes again after a failed commit.
+    pub fn probe(&self, now_ms: i64) -> Result<(), Error> {
+        self.conn.execute(
+            "INSERT INTO agent_meta(key, value) VALUES ('audit.write_probe', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [now_ms.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Records with `seq >= from_seq` in order, at most `limit`.
     pub fn range(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditRow>, Error> {
         range(&self.conn, from_seq, limit)
