@@ -366,7 +366,7 @@ fn inclusion_proofs_verify_against_the_signed_checkpoint() {
     let d = Daemon::builder()
         .set("audit.checkpoint_every_records", 5)
         .start();
-    for chunk in 0..3 {
+    for chunk in 0..5 {
         let batch: Vec<Value> = (1..=4).map(|i| event(chunk * 4 + i)).collect();
         assert_eq!(
             d.post_json("/v1/audit/events", &json!({"events": batch}))
@@ -374,12 +374,13 @@ fn inclusion_proofs_verify_against_the_signed_checkpoint() {
             200
         );
     }
-    // Checkpoint at 8 (the commit that crossed 5 records); 12 is not signed yet.
-    for seq in 1..=8u64 {
+    // Checkpoints at 8 and 16 (the commits that crossed 5 records since the
+    // last one); 17..20 are not signed yet.
+    for seq in 1..=16u64 {
         let r = d.get(&format!("/v1/audit/proof?seq={seq}"));
         assert_eq!(r.status, 200, "{}", r.text());
         let p = r.json();
-        assert_eq!(p["tree_size"], 8);
+        assert_eq!(p["tree_size"], 16);
         assert_eq!(p["record"]["seq"], seq);
         let canonical = p["record_canonical"].as_str().unwrap();
         let leaf = warden::audit::leaf_hash(canonical.as_bytes());
@@ -390,7 +391,7 @@ fn inclusion_proofs_verify_against_the_signed_checkpoint() {
         assert!(warden::audit::verify_inclusion(
             &leaf,
             seq - 1,
-            8,
+            16,
             &path,
             &root
         ));
@@ -399,14 +400,14 @@ fn inclusion_proofs_verify_against_the_signed_checkpoint() {
         assert!(!warden::audit::verify_inclusion(
             &wrong,
             seq - 1,
-            8,
+            16,
             &path,
             &root
         ));
         // The checkpoint verifies with nothing but the documented payload
         // and the published key.
         let payload = format!(
-            "{{\"head_hash\":\"{}\",\"host\":{},\"kid\":{},\"merkle_root\":\"{}\",\"seq\":8,\"signed_at_ms\":{},\"type\":\"warden.audit.checkpoint\",\"v\":1}}",
+            "{{\"head_hash\":\"{}\",\"host\":{},\"kid\":{},\"merkle_root\":\"{}\",\"seq\":16,\"signed_at_ms\":{},\"type\":\"warden.audit.checkpoint\",\"v\":1}}",
             cp["hash"].as_str().unwrap(),
             p["record"]["host"],
             cp["kid"],
@@ -420,11 +421,32 @@ fn inclusion_proofs_verify_against_the_signed_checkpoint() {
             .verify(payload.as_bytes(), &sig)
             .expect("checkpoint signature verifies offline");
     }
-    let r = d.get("/v1/audit/proof?seq=12");
+    let r = d.get("/v1/audit/proof?seq=17");
     assert_eq!(r.status, 404);
     assert_eq!(r.error_code(), "audit_proof_unavailable");
     for bad in ["", "?seq=abc", "?seq=0", "?seq=1&x=2"] {
         let r = d.get(&format!("/v1/audit/proof{bad}"));
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+
+    // The log signed at 16 extends the one signed at 8.
+    let r = d.get("/v1/audit/consistency?from=8&to=16");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let c = r.json();
+    let path: Vec<[u8; 32]> = c["path"].as_array().unwrap().iter().map(hash32).collect();
+    let (r8, r16) = (
+        hash32(&c["from"]["merkle_root"]),
+        hash32(&c["to"]["merkle_root"]),
+    );
+    assert!(warden::audit::verify_consistency(8, 16, &r8, &r16, &path));
+    assert!(!warden::audit::verify_consistency(8, 16, &r16, &r16, &path));
+    let same = d.get("/v1/audit/consistency?from=16&to=16").json();
+    assert_eq!(same["path"], json!([]));
+    let r = d.get("/v1/audit/consistency?from=3&to=16");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "audit_proof_unavailable");
+    for bad in ["", "?from=8", "?from=8&to=x", "?to=16&from=8&extra=1"] {
+        let r = d.get(&format!("/v1/audit/consistency{bad}"));
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
 }

@@ -109,7 +109,7 @@ pub async fn head(ctx: &Ctx, _call: &Call) -> Result<Response, ApiError> {
 /// `GET /v1/audit/proof?seq=N`: the inclusion proof of record N against
 /// the latest signed checkpoint.
 pub async fn proof(ctx: &Ctx, call: &Call) -> Result<Response, ApiError> {
-    let seq = parse_seq(call.query.as_deref())?;
+    let seq = query_u64s(call.query.as_deref(), &["seq"])?[0];
     let proof = ctx
         .store
         .run(move |s| Ok(audit::inclusion(s, seq)))
@@ -127,28 +127,57 @@ pub async fn proof(ctx: &Ctx, call: &Call) -> Result<Response, ApiError> {
     })))
 }
 
-fn parse_seq(query: Option<&str>) -> Result<u64, ApiError> {
-    let mut seq = None;
+/// `GET /v1/audit/consistency?from=M&to=N`: proof that the log signed at
+/// checkpoint N extends the one signed at checkpoint M.
+pub async fn consistency(ctx: &Ctx, call: &Call) -> Result<Response, ApiError> {
+    let v = query_u64s(call.query.as_deref(), &["from", "to"])?;
+    let (from, to) = (v[0], v[1]);
+    let proof = ctx
+        .store
+        .run(move |s| Ok(audit::consistency(s, from, to)))
+        .await??;
+    Ok(json::ok(&json!({
+        "from": checkpoint_json(&proof.from),
+        "to": checkpoint_json(&proof.to),
+        "path": proof.path.iter().map(hex::encode).collect::<Vec<_>>(),
+    })))
+}
+
+/// Parses a query of exactly the named positive integers, in that order.
+fn query_u64s(query: Option<&str>, names: &[&str]) -> Result<Vec<u64>, ApiError> {
+    let mut values: Vec<Option<u64>> = vec![None; names.len()];
+    let expected = names
+        .iter()
+        .map(|n| format!("{n}=N"))
+        .collect::<Vec<_>>()
+        .join("&");
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("seq", v)) => {
-                seq = Some(v.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request(format!("query `seq`: {v:?} is not a record number"))
-                })?)
-            }
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "query: unknown parameter {pair:?} (expected seq=N)"
-                )))
-            }
-        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(i) = names.iter().position(|n| *n == key) else {
+            return Err(ApiError::bad_request(format!(
+                "query: unknown parameter {key:?} (expected {expected})"
+            )));
+        };
+        let n = value
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "query `{key}`: {value:?} is not a record number >= 1"
+                ))
+            })?;
+        values[i] = Some(n);
     }
-    match seq {
-        Some(0) | None => Err(ApiError::bad_request(
-            "query `seq`: a record number >= 1 is required",
-        )),
-        Some(s) => Ok(s),
-    }
+    names
+        .iter()
+        .zip(values)
+        .map(|(name, v)| {
+            v.ok_or_else(|| {
+                ApiError::bad_request(format!("query `{name}`: required (expected {expected})"))
+            })
+        })
+        .collect()
 }
 
 fn checkpoint_json(cp: &crate::store::audit::CheckpointRow) -> Value {

@@ -160,6 +160,7 @@ impl Api {
             Route::AuditEvents => audit::append(ctx, &call).await,
             Route::AuditHead => audit::head(ctx, &call).await,
             Route::AuditProof => audit::proof(ctx, &call).await,
+            Route::AuditConsistency => audit::consistency(ctx, &call).await,
         }
     }
 

@@ -16,6 +16,7 @@ pub enum Route {
     AuditEvents,
     AuditHead,
     AuditProof,
+    AuditConsistency,
 }
 
 impl Route {
@@ -29,6 +30,7 @@ impl Route {
         Route::AuditEvents,
         Route::AuditHead,
         Route::AuditProof,
+        Route::AuditConsistency,
     ];
 
     /// The label used in metrics and logs: the path pattern, never the raw
@@ -43,6 +45,7 @@ impl Route {
             Route::AuditEvents => "/v1/audit/events",
             Route::AuditHead => "/v1/audit/head",
             Route::AuditProof => "/v1/audit/proof",
+            Route::AuditConsistency => "/v1/audit/consistency",
         }
     }
 
@@ -53,7 +56,8 @@ impl Route {
             | Route::Status
             | Route::Metrics
             | Route::AuditHead
-            | Route::AuditProof => Method::GET,
+            | Route::AuditProof
+            | Route::AuditConsistency => Method::GET,
             Route::AdminReload | Route::AuditEvents => Method::POST,
         }
     }
@@ -64,7 +68,7 @@ impl Route {
             Route::Status => Some(Op::Status),
             Route::AdminReload => Some(Op::Admin),
             Route::AuditEvents => Some(Op::AuditWrite),
-            Route::AuditHead | Route::AuditProof => Some(Op::AuditRead),
+            Route::AuditHead | Route::AuditProof | Route::AuditConsistency => Some(Op::AuditRead),
         }
     }
 
@@ -84,6 +88,7 @@ impl Route {
             "/v1/audit/events" => Route::AuditEvents,
             "/v1/audit/head" => Route::AuditHead,
             "/v1/audit/proof" => Route::AuditProof,
+            "/v1/audit/consistency" => Route::AuditConsistency,
             _ => return None,
         })
     }

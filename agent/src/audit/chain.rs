@@ -268,6 +268,36 @@ impl<'a> TreeView<'a> {
         Some(out)
     }
 
+    /// RFC 6962 consistency proof between the trees of the first `m` and
+    /// the first `n` leaves (0 < m <= n).
+    pub fn consistency_proof(&self, m: u64, n: u64) -> Option<Vec<Hash>> {
+        if m == 0 || m > n || n > self.size() {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.subproof(m, 0, n, true, &mut out)?;
+        Some(out)
+    }
+
+    fn subproof(&self, m: u64, a: u64, b: u64, whole: bool, out: &mut Vec<Hash>) -> Option<()> {
+        let n = b - a;
+        if m == n {
+            if !whole {
+                out.push(self.range(a, b)?);
+            }
+            return Some(());
+        }
+        let k = split(usize::try_from(n).ok()?) as u64;
+        if m <= k {
+            self.subproof(m, a, a + k, whole, out)?;
+            out.push(self.range(a + k, b)?);
+        } else {
+            self.subproof(m - k, a + k, b, false, out)?;
+            out.push(self.range(a, a + k)?);
+        }
+        Some(())
+    }
+
     fn path(&self, m: u64, a: u64, b: u64, out: &mut Vec<Hash>) -> Option<()> {
         if b - a <= 1 {
             return Some(());
@@ -282,4 +312,56 @@ impl<'a> TreeView<'a> {
         }
         Some(())
     }
+}
+
+/// Verifies a consistency proof (RFC 9162 section 2.1.4.2): the tree of
+/// `first` leaves with root `first_root` is a prefix of the tree of `second`
+/// leaves with root `second_root`.
+pub fn verify_consistency(
+    first: u64,
+    second: u64,
+    first_root: &Hash,
+    second_root: &Hash,
+    proof: &[Hash],
+) -> bool {
+    if first == 0 || first > second {
+        return false;
+    }
+    if first == second {
+        return proof.is_empty() && first_root == second_root;
+    }
+    let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
+    if first.is_power_of_two() {
+        path.push(*first_root);
+    }
+    path.extend_from_slice(proof);
+    let (mut fnode, mut snode) = (first - 1, second - 1);
+    while fnode & 1 == 1 {
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    let Some((head, rest)) = path.split_first() else {
+        return false;
+    };
+    let (mut fr, mut sr) = (*head, *head);
+    for c in rest {
+        if snode == 0 {
+            return false;
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    &fr == first_root && &sr == second_root && snode == 0
 }

@@ -55,13 +55,14 @@ mod verify;
 mod writer;
 
 pub use chain::{
-    inclusion_proof, leaf_hash, tree_root, verify_inclusion, Frontier, Hash, TreeView,
+    inclusion_proof, leaf_hash, tree_root, verify_consistency, verify_inclusion, Frontier, Hash,
+    TreeView,
 };
 pub use checkpoint::{CheckpointSigner, RingSigner};
 pub use config::{Config, Policy, RawConfig, SinkConfig};
 pub use error::Error;
 pub use metrics::Metrics;
-pub use proof::{inclusion, Proof};
+pub use proof::{consistency, inclusion, Consistency, Proof};
 pub use record::{check_external_kind, Encoded, Event, Identity, Record, RESERVED_KINDS};
 pub use ship::{JsonlSink, Shipper, Sink};
 pub use verify::{verify, Problem, Report, TrustedKeys};
