@@ -303,7 +303,10 @@ async fn run_inner(
     let api = Arc::new(Api::new(ctx.clone()));
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(signals(ctx.clone(), shutdown.clone()));
+    // Install the handlers before serving: a SIGTERM that arrives before the
+    // signals task is first polled must not kill the process outright.
+    let handlers = signal_handlers();
+    tasks.spawn(signals(ctx.clone(), shutdown.clone(), handlers));
     tasks.spawn(watchdog(ctx.clone(), shutdown.clone()));
 
     tracing::info!(
@@ -354,13 +357,26 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown) {
+type SignalHandlers = Option<(
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+)>;
+
+fn signal_handlers() -> SignalHandlers {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
-    ) else {
+    ) {
+        (Ok(term), Ok(int), Ok(hup)) => Some((term, int, hup)),
+        _ => None,
+    }
+}
+
+async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown, handlers: SignalHandlers) {
+    let Some((mut term, mut int, mut hup)) = handlers else {
         tracing::error!("cannot install signal handlers");
         return;
     };
