@@ -49,7 +49,10 @@ pub fn verify_command(
     out: &mut dyn Write,
 ) -> Result<Report, Error> {
     let store = Store::open_read_only(state_dir)?;
+    // One snapshot: the agent may be appending or pruning meanwhile.
+    store.audit_begin_snapshot()?;
     let report = verify(&store, from, trusted)?;
+    store.audit_end_snapshot()?;
     let host = report.host.clone().unwrap_or_else(|| "?".into());
     match &report.problem {
         None => writeln!(

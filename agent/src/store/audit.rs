@@ -289,6 +289,26 @@ impl Store {
         shipped(&self.conn(), sink)
     }
 
+    /// Starts a read transaction so the following audit reads see one
+    /// snapshot even while the agent appends or prunes. Only for a handle
+    /// nobody else uses (the offline tools' read-only store): statements of
+    /// other callers would land inside it.
+    pub fn audit_begin_snapshot(&self) -> Result<(), Error> {
+        let conn = self.conn();
+        conn.execute_batch("BEGIN DEFERRED")?;
+        // The snapshot starts with the first read.
+        conn.query_row("SELECT count(*) FROM audit_head", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(())
+    }
+
+    /// Ends [`Store::audit_begin_snapshot`].
+    pub fn audit_end_snapshot(&self) -> Result<(), Error> {
+        self.conn().execute_batch("COMMIT")?;
+        Ok(())
+    }
+
     /// Timestamp of the record `seq`, if stored.
     pub fn audit_ts_of(&self, seq: u64) -> Result<Option<i64>, Error> {
         ts_of(&self.conn(), seq)
