@@ -1,4 +1,5 @@
-//! `POST /v1/audit/events` and `GET /v1/audit/head`, plus the audit part of
+//! `POST /v1/audit/events`, `GET /v1/audit/head`, the Merkle proofs
+//! (`/v1/audit/proof`, `/v1/audit/consistency`), and the audit part of
 //! `/v1/status`. Wire types live here, separate from `audit::Event`, so the
 //! contract in API.md can stay stable while the record evolves.
 

@@ -1,3 +1,7 @@
+//! Audit errors. Each variant maps to exactly one API answer (`api/error.rs`):
+//! the distinction that matters to callers is "your event is wrong" (400)
+//! versus "nothing was recorded, fail closed" (503), never a silent success.
+
 /// What went wrong while recording, shipping or verifying audit records.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
