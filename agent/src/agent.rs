@@ -224,6 +224,9 @@ impl Ctx {
         if fresh.log.format != old.log.format {
             restart_needed.push("log.format");
         }
+        if fresh.audit != old.audit {
+            restart_needed.push("audit");
+        }
         ReloadOutcome::Applied { restart_needed }
     }
 }

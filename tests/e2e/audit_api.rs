@@ -450,3 +450,19 @@ fn inclusion_proofs_verify_against_the_signed_checkpoint() {
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
 }
+
+#[test]
+fn reloads_are_recorded_and_audit_changes_need_a_restart() {
+    let d = Daemon::start();
+    let text = std::fs::read_to_string(&d.config_path).unwrap();
+    std::fs::write(&d.config_path, format!("{text}\n[audit]\nmax_batch = 64\n")).unwrap();
+    let r = d.post_json("/v1/admin/reload", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["config"]["restart_needed"], json!(["audit"]));
+    wait_for(|| d.get("/v1/audit/head").json()["seq"] == 1);
+    let out = audit_cli(&d, &["tail", "-n", "1"]);
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["record"]["kind"], "config.reload");
+    assert_eq!(line["record"]["outcome"], "applied");
+    assert_eq!(line["record"]["attrs"]["trigger"], "api");
+}
