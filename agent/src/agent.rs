@@ -6,7 +6,8 @@
 //! - `server`: the socket accept loop and its connections;
 //! - `signals`: SIGTERM/SIGINT trigger shutdown, SIGHUP reloads;
 //! - `watchdog`: systemd watchdog pings, sent only while the store answers;
-//! - `audit`: the recorder's writer and shipper threads (`audit::Recorder`),
+//! - `audit`: the recorder's writer, shipper and WAL checkpointer threads
+//!   (`audit::Recorder`),
 //!   drained and stopped after the server, so requests still in flight at
 //!   shutdown get their records made durable.
 

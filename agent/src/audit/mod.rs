@@ -258,6 +258,16 @@ impl Recorder {
             shared: shared.clone(),
             threads: Arc::new(Mutex::new(Vec::new())),
         };
+        let wal = store.audit_conn()?;
+        let wal_shared = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("audit-wal".into())
+                .spawn(move || wal_checkpointer(wal, &wal_shared))
+                .map_err(|e| {
+                    Error::Write(format!("cannot start the audit checkpointer thread: {e}"))
+                })?,
+        );
         if let Some(sink) = sink {
             let shipper = Shipper::new(store.audit_conn()?, sink, recorder.clone());
             threads.push(
@@ -523,6 +533,36 @@ impl Recorder {
         m.unshipped_bytes.set(gauge(st.unshipped_bytes));
         m.oldest_unshipped_age_seconds
             .set(st.oldest_unshipped_age_seconds.unwrap_or(0));
+    }
+}
+
+/// Copies the WAL into the database every 100 ms, off the writer thread, so
+/// a group commit never pays for a checkpoint (which would otherwise land on
+/// whichever commit crosses SQLite's autocheckpoint threshold, a latency
+/// spike of tens of milliseconds). PASSIVE: it never blocks the writer.
+fn wal_checkpointer(conn: crate::store::audit::AuditConn, shared: &Shared) {
+    let (lock, cvar) = &shared.ship_wake;
+    loop {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = conn.wal_checkpoint() {
+            tracing::warn!(error = %e, "audit WAL checkpoint failed; will retry");
+        }
+        // Sleep 100 ms (commits notify this condvar too; only shutdown
+        // cuts the sleep short).
+        let deadline = Instant::now() + std::time::Duration::from_millis(100);
+        let Ok(mut guard) = lock.lock() else { return };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || shared.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            guard = match cvar.wait_timeout(guard, left) {
+                Ok((g, _)) => g,
+                Err(_) => return,
+            };
+        }
     }
 }
 

@@ -241,6 +241,11 @@ impl Store {
         )
         .map_err(|e| Error::open(path, e))?;
         configure(&conn).map_err(|e| Error::open(path, e))?;
+        // The audit checkpointer thread copies the WAL into the database
+        // (`wal_checkpoint`) so group commits do not stall on it; this high
+        // limit is only the safety net should that thread fall behind.
+        conn.pragma_update(None, "wal_autocheckpoint", 65_536)
+            .map_err(|e| Error::open(path, e))?;
         Ok(AuditConn { conn })
     }
 
@@ -368,6 +373,16 @@ impl AuditConn {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Copies committed WAL frames into the database without blocking the
+    /// writer (`PASSIVE`). Returns (WAL frames, frames checkpointed).
+    pub fn wal_checkpoint(&self) -> Result<(i64, i64), Error> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })?)
     }
 
     /// Writes (and fsyncs) a timestamp into `agent_meta`: proves the
