@@ -466,3 +466,28 @@ fn reloads_are_recorded_and_audit_changes_need_a_restart() {
     assert_eq!(line["record"]["outcome"], "applied");
     assert_eq!(line["record"]["attrs"]["trigger"], "api");
 }
+
+#[test]
+fn alert_policy_keeps_recording_loudly_up_to_the_hard_limit() {
+    let d = Daemon::builder()
+        .set("audit.sink.kind", "none")
+        .set("audit.backpressure.policy", "alert")
+        .set("audit.backpressure.max_unshipped_records", 3)
+        .set("audit.backpressure.hard_max_records", 5)
+        .start();
+    for n in 1..=5 {
+        let r = d.post_json("/v1/audit/events", &json!({"events": [event(n)]}));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let status = d.get("/v1/status").json();
+    assert_eq!(status["audit"]["backpressure"]["over_cap"], true);
+    assert!(d
+        .get("/metrics")
+        .text()
+        .contains("warden_audit_over_cap_total 2"));
+    assert!(d.log().contains("audit backlog above its cap"));
+    let r = d.post_json("/v1/audit/events", &json!({"events": [event(6)]}));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.error_code(), "audit_backpressure");
+    assert_eq!(d.get("/v1/audit/head").json()["seq"], 5);
+}
