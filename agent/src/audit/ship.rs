@@ -265,9 +265,18 @@ impl Shipper {
         }
     }
 
+    /// Prunes when idle, at most once a minute (or once per `keep_shipped`
+    /// when that is shorter): each prune is a write transaction that makes
+    /// the writer wait, so it should delete in bulk, not per record.
     fn maybe_prune(&mut self) {
+        let Some(keep) = self.recorder.shared.config.keep_shipped else {
+            return;
+        };
+        let every = i64::try_from(keep.as_millis())
+            .unwrap_or(i64::MAX)
+            .min(60_000);
         let now = self.recorder.shared.clock.now_ms();
-        if now.saturating_sub(self.last_prune_ms) < 60_000 {
+        if now.saturating_sub(self.last_prune_ms) < every {
             return;
         }
         self.last_prune_ms = now;
