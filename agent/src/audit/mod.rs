@@ -36,6 +36,28 @@
 //! limit after which it refuses too. Nothing is ever dropped after it was
 //! accepted.
 //!
+//! **Recording from a capability**: build an [`Event`] (kind, identity,
+//! permission/action, org, kid, target, outcome, reason, attrs) and hand it
+//! to `ctx.audit`:
+//!
+//! ```ignore
+//! let event = audit::Event {
+//!     kind: "decision".into(),
+//!     identity: audit::Identity { user: Some(user_id), roles, session, uid, pid },
+//!     permission: Some(permission.into()),
+//!     action: Some(action.into()),
+//!     org_id: Some(org),
+//!     outcome: "deny".into(),
+//!     reason: Some("no_grant".into()),
+//!     ..Default::default()
+//! };
+//! // Hot path: microseconds, durable within one group-commit cycle. An error
+//! // means the record was refused (backpressure, failing disk): fail closed.
+//! ctx.audit.submit(event)?;
+//! // Or, where the action must not proceed unrecorded:
+//! let (first, last) = ctx.audit.append(vec![event]).await?;
+//! ```
+//!
 //! **Shipping** (`ship.rs`) is at-least-once with an idempotent key (host,
 //! seq): a sink skips what it already holds, the shipped position is
 //! persisted after the sink confirms, failures retry with exponential
