@@ -71,11 +71,14 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
     pub latency_us: Latency,
+    /// The raw histogram (nanoseconds), kept so rounds can be merged.
+    #[serde(skip)]
+    pub histogram: Histogram<u64>,
 }
 
 impl Report {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
+    pub fn new(
         cfg: &RunConfig,
         elapsed: Duration,
         requests: u64,
@@ -106,7 +109,34 @@ impl Report {
             statuses,
             first_error,
             latency_us: Latency::from_histogram(latency),
+            histogram: latency.clone(),
         }
+    }
+
+    /// Folds another run of the same request and concurrency into this one
+    /// (counts and histograms add up, throughput is over the summed time),
+    /// so interleaved rounds against a floor and a target compare under the
+    /// same background load.
+    pub fn merge(&mut self, other: &Report) {
+        self.duration_s += other.duration_s;
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.non_2xx += other.non_2xx;
+        self.reconnects += other.reconnects;
+        for (status, n) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += n;
+        }
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+        // Both histograms have the same fixed bounds, so adding cannot fail.
+        let _ = self.histogram.add(&other.histogram);
+        self.latency_us = Latency::from_histogram(&self.histogram);
+        self.throughput_rps = if self.duration_s > 0.0 {
+            self.requests as f64 / self.duration_s
+        } else {
+            0.0
+        };
     }
 
     /// True when every measured request got a 2xx answer and none failed.

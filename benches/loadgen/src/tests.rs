@@ -118,6 +118,7 @@ fn comparison_ratios_mean_slower_above_one() {
         reconnects: 0,
         statuses: Default::default(),
         first_error: None,
+        histogram: new_histogram(),
         latency_us: Latency {
             min: p50,
             mean: p50,
@@ -136,4 +137,58 @@ fn comparison_ratios_mean_slower_above_one() {
     assert!(table.contains("agent"), "{table}");
     assert!(table.contains("1.25x / 1.25x / 1.25x"), "{table}");
     assert_eq!(table.lines().count(), 3, "{table}");
+}
+
+#[test]
+fn merged_reports_add_counts_and_histograms() {
+    let cfg = crate::RunConfig {
+        socket: "/tmp/x.sock".into(),
+        request: RequestSpec::new("GET", "/v1/health").unwrap(),
+        connections: 2,
+        duration: Duration::from_secs(1),
+        warmup: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+    };
+    let mut fast = new_histogram();
+    let mut slow = new_histogram();
+    for _ in 0..100 {
+        fast.record(10_000).unwrap();
+        slow.record(1_000_000).unwrap();
+    }
+    let statuses = |n| [(200u16, n)].into_iter().collect();
+    let mut a = crate::Report::new(
+        &cfg,
+        Duration::from_secs(1),
+        100,
+        1,
+        0,
+        0,
+        statuses(100),
+        None,
+        &fast,
+    );
+    let b = crate::Report::new(
+        &cfg,
+        Duration::from_secs(3),
+        100,
+        0,
+        5,
+        2,
+        statuses(100),
+        Some("x".into()),
+        &slow,
+    );
+    a.merge(&b);
+    assert_eq!(a.requests, 200);
+    assert_eq!((a.errors, a.non_2xx, a.reconnects), (1, 5, 2));
+    assert_eq!(a.statuses[&200], 200);
+    assert_eq!(a.first_error.as_deref(), Some("x"));
+    assert!((a.duration_s - 4.0).abs() < 1e-9);
+    assert!((a.throughput_rps - 50.0).abs() < 1e-9);
+    assert!((a.latency_us.p50 - 10.0).abs() < 0.1, "{:?}", a.latency_us);
+    assert!(
+        (a.latency_us.max - 1000.0).abs() < 1.0,
+        "{:?}",
+        a.latency_us
+    );
 }

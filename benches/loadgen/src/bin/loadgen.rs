@@ -26,6 +26,9 @@ struct Cli {
     /// concurrency, run just before each target run).
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Label of the target in the side-by-side table.
+    #[arg(long, default_value = "target")]
+    name: String,
     /// Concurrent keep-alive connections; a comma-separated list runs each.
     #[arg(long, short = 'c', value_delimiter = ',', default_value = "1")]
     connections: Vec<usize>,
@@ -52,9 +55,17 @@ struct Cli {
     /// competes less with the server on a small machine.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// With --baseline: alternate floor and target this many times per
+    /// concurrency and merge the rounds, so slow drifts in background load
+    /// hit both alike.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file (text still goes to stdout).
+    #[arg(long)]
+    json_out: Option<PathBuf>,
     /// Exit 1 if any run saw errors or non-2xx answers.
     #[arg(long)]
     require_clean: bool,
@@ -121,27 +132,51 @@ fn config(cli: &Cli, socket: &std::path::Path, request: &RequestSpec, conns: usi
     }
 }
 
+/// Prints `value` if `--json`, and writes it to `--json-out` if given.
+fn write_json(cli: &Cli, value: &serde_json::Value) -> Result<(), Failure> {
+    if cli.json {
+        println!("{value}");
+    }
+    if let Some(path) = &cli.json_out {
+        std::fs::write(path, format!("{value}\n"))
+            .map_err(|e| Failure::Write(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Why a measurement stopped.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Run(#[from] warden_loadgen::Error),
+    #[error("{0}")]
+    Write(String),
+}
+
 /// Runs every requested concurrency; returns whether all runs were clean.
-async fn measure(cli: &Cli, request: RequestSpec) -> Result<bool, warden_loadgen::Error> {
+async fn measure(cli: &Cli, request: RequestSpec) -> Result<bool, Failure> {
     let mut clean = true;
     if let Some(baseline) = &cli.baseline {
         let mut rows = Vec::new();
         for &conns in &cli.connections {
-            let floor = run(config(cli, baseline, &request, conns)).await?;
-            let target = run(config(cli, &cli.socket, &request, conns)).await?;
+            let mut floor = run(config(cli, baseline, &request, conns)).await?;
+            let mut target = run(config(cli, &cli.socket, &request, conns)).await?;
+            for _ in 1..cli.rounds {
+                floor.merge(&run(config(cli, baseline, &request, conns)).await?);
+                target.merge(&run(config(cli, &cli.socket, &request, conns)).await?);
+            }
             clean &= floor.is_clean() && target.is_clean();
             if !cli.json {
                 eprintln!(
-                    "loadgen: {conns} connection(s): floor {:.0} req/s, target {:.0} req/s",
-                    floor.throughput_rps, target.throughput_rps
+                    "loadgen: {conns} connection(s): floor {:.0} req/s, {} {:.0} req/s",
+                    floor.throughput_rps, cli.name, target.throughput_rps
                 );
             }
             rows.push(Comparison::new(floor, target));
         }
-        if cli.json {
-            println!("{}", serde_json::json!({ "comparisons": rows }));
-        } else {
-            print!("{}", Comparison::table(&rows, "floor", "target"));
+        write_json(cli, &serde_json::json!({ "comparisons": rows }))?;
+        if !cli.json {
+            print!("{}", Comparison::table(&rows, "floor", &cli.name));
             for row in &rows {
                 for r in [&row.floor, &row.target] {
                     if let Some(e) = &r.first_error {
@@ -163,9 +198,7 @@ async fn measure(cli: &Cli, request: RequestSpec) -> Result<bool, warden_loadgen
             }
             runs.push(report);
         }
-        if cli.json {
-            println!("{}", serde_json::json!({ "runs": runs }));
-        }
+        write_json(cli, &serde_json::json!({ "runs": runs }))?;
     }
     Ok(clean)
 }
