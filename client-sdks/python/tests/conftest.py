@@ -15,6 +15,7 @@ import shutil
 import signal
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -55,6 +56,7 @@ class FakeAgent:
     requests: list[Recorded] = field(default_factory=list)
     connections: int = 0
     closed: int = 0
+    server_errors: list[str] = field(default_factory=list)
     #: Close each connection after answering, without a Connection: close
     #: header (what an agent's idle timeout looks like to a pooled client).
     close_after_response: bool = False
@@ -131,6 +133,12 @@ def _handler(fake: FakeAgent) -> type[http.server.BaseHTTPRequestHandler]:
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     fake: FakeAgent
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-answer is part of several tests; keep the
+        # error for inspection instead of printing a traceback.
+        with self.fake.lock:
+            self.fake.server_errors.append(repr(sys.exc_info()[1]))
 
     def shutdown_request(self, request: Any) -> None:
         # Counted only once the socket itself is closed, so a test can wait

@@ -185,12 +185,18 @@ class Transport:
     ) -> Response:
         keep = False
         try:
+            sent: OSError | None = None
             try:
                 conn.request(method, path, body=body, headers=headers)
             except TimeoutError as e:
                 raise Timeout(f"sending to the agent timed out after {self.timeout}s") from e
             except OSError as e:
-                raise _SendFailed() from e
+                if conn.sock is None:
+                    raise _SendFailed() from e  # could not even connect
+                # The agent may have answered early and closed (413 for an
+                # oversized body after reading only the headers): read that
+                # answer if it is there.
+                sent = e
             try:
                 resp = conn.getresponse()
                 data = resp.read()
@@ -198,15 +204,21 @@ class Transport:
                 raise Timeout(f"no answer from the agent within {self.timeout}s") from None
             except http.client.IncompleteRead as e:
                 raise ProtocolError(f"answer cut short: {e!r}") from None
-            except ConnectionError as e:
-                # Includes http.client.RemoteDisconnected (closed before any
-                # status line).
-                raise _Lost() from e
-            except http.client.HTTPException as e:
-                raise ProtocolError(f"malformed answer: {e!r}") from None
-            except OSError as e:
+            except (ConnectionError, http.client.HTTPException, OSError) as e:
+                if sent is not None:
+                    # Nothing to read either: the request never got through.
+                    raise _SendFailed() from sent
+                if isinstance(e, ConnectionError):
+                    # Includes http.client.RemoteDisconnected (closed before
+                    # any status line).
+                    raise _Lost() from e
+                if isinstance(e, http.client.HTTPException):
+                    raise ProtocolError(f"malformed answer: {e!r}") from None
                 raise ConnectError(f"reading the answer failed: {e}") from None
-            keep = not resp.will_close
+            if sent is not None:
+                keep = False
+            else:
+                keep = not resp.will_close
             return Response(
                 status=resp.status,
                 headers={k.lower(): v for k, v in resp.getheaders()},
