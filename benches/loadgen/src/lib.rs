@@ -17,7 +17,7 @@ pub mod report;
 pub mod request;
 pub mod run;
 
-pub use report::{Comparison, Latency, Report};
+pub use report::{Comparison, Counts, Latency, Report};
 pub use request::RequestSpec;
 pub use run::{run, Error, RunConfig};
 

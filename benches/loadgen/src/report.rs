@@ -8,7 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::run::RunConfig;
+use crate::run::{new_histogram, RunConfig};
 
 /// Latency percentiles in microseconds (fractional, so sub-microsecond
 /// differences between the floor and a target stay visible).
@@ -50,18 +50,12 @@ impl Latency {
     }
 }
 
-/// The outcome of one run against one socket.
+/// What the connections counted in the measured window; adds up across
+/// connections of one run and across rounds.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub socket: String,
-    pub method: String,
-    pub path: String,
-    pub connections: usize,
-    pub warmup_s: f64,
-    pub duration_s: f64,
-    /// Completed requests in the measured window (any status).
+pub struct Counts {
+    /// Completed requests (any status).
     pub requests: u64,
-    pub throughput_rps: f64,
     /// Transport failures and timeouts: no answer at all.
     pub errors: u64,
     /// Answers whose status was not 2xx.
@@ -70,55 +64,36 @@ pub struct Report {
     pub statuses: BTreeMap<u16, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
-    pub latency_us: Latency,
-    /// The raw histogram (nanoseconds), kept so rounds can be merged.
+    /// Latency of every completed request, in nanoseconds.
     #[serde(skip)]
     pub histogram: Histogram<u64>,
 }
 
-impl Report {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cfg: &RunConfig,
-        elapsed: Duration,
-        requests: u64,
-        errors: u64,
-        non_2xx: u64,
-        reconnects: u64,
-        statuses: BTreeMap<u16, u64>,
-        first_error: Option<String>,
-        latency: &Histogram<u64>,
-    ) -> Self {
-        let secs = elapsed.as_secs_f64();
+impl Default for Counts {
+    fn default() -> Self {
         Self {
-            socket: cfg.socket.display().to_string(),
-            method: cfg.request.method.to_string(),
-            path: cfg.request.path.clone(),
-            connections: cfg.connections,
-            warmup_s: cfg.warmup.as_secs_f64(),
-            duration_s: secs,
-            requests,
-            throughput_rps: if secs > 0.0 {
-                requests as f64 / secs
-            } else {
-                0.0
-            },
-            errors,
-            non_2xx,
-            reconnects,
-            statuses,
-            first_error,
-            latency_us: Latency::from_histogram(latency),
-            histogram: latency.clone(),
+            requests: 0,
+            errors: 0,
+            non_2xx: 0,
+            reconnects: 0,
+            statuses: BTreeMap::new(),
+            first_error: None,
+            histogram: new_histogram(),
         }
     }
+}
 
-    /// Folds another run of the same request and concurrency into this one
-    /// (counts and histograms add up, throughput is over the summed time),
-    /// so interleaved rounds against a floor and a target compare under the
-    /// same background load.
-    pub fn merge(&mut self, other: &Report) {
-        self.duration_s += other.duration_s;
+impl Counts {
+    /// Notes a failure; only failures in the measured window are counted,
+    /// but the first one is kept either way to explain the run.
+    pub fn error(&mut self, measured: bool, what: String) {
+        if measured {
+            self.errors += 1;
+        }
+        self.first_error.get_or_insert(what);
+    }
+
+    pub fn merge(&mut self, other: &Counts) {
         self.requests += other.requests;
         self.errors += other.errors;
         self.non_2xx += other.non_2xx;
@@ -131,17 +106,63 @@ impl Report {
         }
         // Both histograms have the same fixed bounds, so adding cannot fail.
         let _ = self.histogram.add(&other.histogram);
-        self.latency_us = Latency::from_histogram(&self.histogram);
-        self.throughput_rps = if self.duration_s > 0.0 {
-            self.requests as f64 / self.duration_s
-        } else {
-            0.0
-        };
+    }
+}
+
+/// The outcome of one run against one socket.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub socket: String,
+    pub method: String,
+    pub path: String,
+    pub connections: usize,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub throughput_rps: f64,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub latency_us: Latency,
+}
+
+fn per_second(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+impl Report {
+    pub fn new(cfg: &RunConfig, elapsed: Duration, counts: Counts) -> Self {
+        let secs = elapsed.as_secs_f64();
+        Self {
+            socket: cfg.socket.display().to_string(),
+            method: cfg.request.method.to_string(),
+            path: cfg.request.path.clone(),
+            connections: cfg.connections,
+            warmup_s: cfg.warmup.as_secs_f64(),
+            duration_s: secs,
+            throughput_rps: per_second(counts.requests, secs),
+            latency_us: Latency::from_histogram(&counts.histogram),
+            counts,
+        }
+    }
+
+    /// Folds another run of the same request and concurrency into this one
+    /// (counts and histograms add up, throughput is over the summed time),
+    /// so interleaved rounds against a floor and a target compare under the
+    /// same background load.
+    pub fn merge(&mut self, other: &Report) {
+        self.duration_s += other.duration_s;
+        self.counts.merge(&other.counts);
+        self.latency_us = Latency::from_histogram(&self.counts.histogram);
+        self.throughput_rps = per_second(self.counts.requests, self.duration_s);
     }
 
     /// True when every measured request got a 2xx answer and none failed.
     pub fn is_clean(&self) -> bool {
-        self.errors == 0 && self.non_2xx == 0 && self.requests > 0
+        let c = &self.counts;
+        c.errors == 0 && c.non_2xx == 0 && c.requests > 0
     }
 }
 
@@ -161,9 +182,14 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "requests     {} ({:.0} req/s), errors {}, non-2xx {}, reconnects {}",
-            self.requests, self.throughput_rps, self.errors, self.non_2xx, self.reconnects
+            self.counts.requests,
+            self.throughput_rps,
+            self.counts.errors,
+            self.counts.non_2xx,
+            self.counts.reconnects
         )?;
         let statuses: Vec<String> = self
+            .counts
             .statuses
             .iter()
             .map(|(s, n)| format!("{s}: {n}"))
@@ -174,7 +200,7 @@ impl fmt::Display for Report {
             "latency (us) p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}",
             l.p50, l.p90, l.p99, l.p999, l.max, l.mean
         )?;
-        if let Some(e) = &self.first_error {
+        if let Some(e) = &self.counts.first_error {
             writeln!(f, "first error  {e}")?;
         }
         Ok(())
@@ -254,8 +280,8 @@ impl Comparison {
                     l.p999,
                     l.max,
                     r.throughput_rps,
-                    r.errors,
-                    r.non_2xx,
+                    r.counts.errors,
+                    r.counts.non_2xx,
                     cmp
                 );
             }

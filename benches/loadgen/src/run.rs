@@ -7,7 +7,6 @@
 //! reconnects rather than ending the run early. Every wait is bounded by
 //! the per-request timeout and the run's end, so a run always stops.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-use crate::report::Report;
+use crate::report::{Counts, Report};
 use crate::request::RequestSpec;
 
 /// Highest latency the histogram tracks; slower answers are clamped to it
@@ -61,38 +60,6 @@ pub enum Error {
     },
 }
 
-/// Counts one connection gathers while the clock is in the measured window.
-struct ConnStats {
-    latency: Histogram<u64>,
-    requests: u64,
-    errors: u64,
-    non_2xx: u64,
-    reconnects: u64,
-    statuses: BTreeMap<u16, u64>,
-    first_error: Option<String>,
-}
-
-impl ConnStats {
-    fn new() -> Self {
-        Self {
-            latency: new_histogram(),
-            requests: 0,
-            errors: 0,
-            non_2xx: 0,
-            reconnects: 0,
-            statuses: BTreeMap::new(),
-            first_error: None,
-        }
-    }
-
-    fn error(&mut self, measured: bool, what: String) {
-        if measured {
-            self.errors += 1;
-        }
-        self.first_error.get_or_insert(what);
-    }
-}
-
 pub(crate) fn new_histogram() -> Histogram<u64> {
     // 3 significant figures over 1 ns .. 60 s; fixed bounds mean `record`
     // never allocates or fails in the hot loop.
@@ -128,40 +95,15 @@ pub async fn run(cfg: RunConfig) -> Result<Report, Error> {
             end,
         )));
     }
-    let mut total = ConnStats::new();
+    let mut total = Counts::default();
     for task in tasks {
-        let stats = match task.await {
-            Ok(stats) => stats,
-            Err(e) => {
-                total.error(true, format!("connection task failed: {e}"));
-                continue;
-            }
-        };
-        // Same bounds on both sides, so adding cannot fail.
-        let _ = total.latency.add(&stats.latency);
-        total.requests += stats.requests;
-        total.errors += stats.errors;
-        total.non_2xx += stats.non_2xx;
-        total.reconnects += stats.reconnects;
-        for (status, n) in stats.statuses {
-            *total.statuses.entry(status).or_default() += n;
-        }
-        if total.first_error.is_none() {
-            total.first_error = stats.first_error;
+        match task.await {
+            Ok(counts) => total.merge(&counts),
+            Err(e) => total.error(true, format!("connection task failed: {e}")),
         }
     }
     let elapsed = Instant::now().saturating_duration_since(measure_from);
-    Ok(Report::new(
-        &cfg,
-        elapsed.max(cfg.duration),
-        total.requests,
-        total.errors,
-        total.non_2xx,
-        total.reconnects,
-        total.statuses,
-        total.first_error,
-        &total.latency,
-    ))
+    Ok(Report::new(&cfg, elapsed.max(cfg.duration), total))
 }
 
 /// One connect and handshake up front, to fail fast on a wrong socket.
@@ -184,8 +126,8 @@ async fn probe(socket: &std::path::Path) -> Result<(), Error> {
     Ok(())
 }
 
-async fn connection(cfg: Arc<RunConfig>, measure_from: Instant, end: Instant) -> ConnStats {
-    let mut stats = ConnStats::new();
+async fn connection(cfg: Arc<RunConfig>, measure_from: Instant, end: Instant) -> Counts {
+    let mut stats = Counts::default();
     let mut first = true;
     while Instant::now() < end {
         if !first {
@@ -225,7 +167,7 @@ async fn connection(cfg: Arc<RunConfig>, measure_from: Instant, end: Instant) ->
 async fn send_loop(
     cfg: &RunConfig,
     sender: &mut http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
-    stats: &mut ConnStats,
+    stats: &mut Counts,
     measure_from: Instant,
     end: Instant,
 ) {
@@ -250,7 +192,7 @@ async fn send_loop(
                 if measured {
                     stats.requests += 1;
                     let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
-                    stats.latency.saturating_record(ns);
+                    stats.histogram.saturating_record(ns);
                     *stats.statuses.entry(status.as_u16()).or_default() += 1;
                     if !status.is_success() {
                         stats.non_2xx += 1;

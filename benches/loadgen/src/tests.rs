@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::report::{Comparison, Latency};
+use crate::report::{Comparison, Counts, Latency};
 use crate::request::{RequestSpec, SpecError};
 use crate::run::{new_histogram, parse_duration};
 
@@ -111,14 +111,11 @@ fn comparison_ratios_mean_slower_above_one() {
         connections: 4,
         warmup_s: 0.0,
         duration_s: 1.0,
-        requests: rps as u64,
         throughput_rps: rps,
-        errors: 0,
-        non_2xx: 0,
-        reconnects: 0,
-        statuses: Default::default(),
-        first_error: None,
-        histogram: new_histogram(),
+        counts: Counts {
+            requests: rps as u64,
+            ..Counts::default()
+        },
         latency_us: Latency {
             min: p50,
             mean: p50,
@@ -156,33 +153,32 @@ fn merged_reports_add_counts_and_histograms() {
         slow.record(1_000_000).unwrap();
     }
     let statuses = |n| [(200u16, n)].into_iter().collect();
-    let mut a = crate::Report::new(
-        &cfg,
-        Duration::from_secs(1),
-        100,
-        1,
-        0,
-        0,
-        statuses(100),
-        None,
-        &fast,
-    );
-    let b = crate::Report::new(
-        &cfg,
-        Duration::from_secs(3),
-        100,
-        0,
-        5,
-        2,
-        statuses(100),
-        Some("x".into()),
-        &slow,
-    );
+    let one = Counts {
+        requests: 100,
+        errors: 1,
+        statuses: statuses(100),
+        histogram: fast,
+        ..Counts::default()
+    };
+    let other = Counts {
+        requests: 100,
+        non_2xx: 5,
+        reconnects: 2,
+        statuses: statuses(100),
+        first_error: Some("x".into()),
+        histogram: slow,
+        ..Counts::default()
+    };
+    let mut a = crate::Report::new(&cfg, Duration::from_secs(1), one);
+    let b = crate::Report::new(&cfg, Duration::from_secs(3), other);
     a.merge(&b);
-    assert_eq!(a.requests, 200);
-    assert_eq!((a.errors, a.non_2xx, a.reconnects), (1, 5, 2));
-    assert_eq!(a.statuses[&200], 200);
-    assert_eq!(a.first_error.as_deref(), Some("x"));
+    assert_eq!(a.counts.requests, 200);
+    assert_eq!(
+        (a.counts.errors, a.counts.non_2xx, a.counts.reconnects),
+        (1, 5, 2)
+    );
+    assert_eq!(a.counts.statuses[&200], 200);
+    assert_eq!(a.counts.first_error.as_deref(), Some("x"));
     assert!((a.duration_s - 4.0).abs() < 1e-9);
     assert!((a.throughput_rps - 50.0).abs() < 1e-9);
     assert!((a.latency_us.p50 - 10.0).abs() < 0.1, "{:?}", a.latency_us);

@@ -76,9 +76,12 @@ async fn floor_run_is_clean_and_counts_every_answer() {
     let _stop = start_floor(&socket);
     let report = run(config(&socket, health(), 4)).await.unwrap();
     assert!(report.is_clean(), "{report}");
-    assert!(report.requests > 10, "{report}");
-    assert_eq!(report.statuses.get(&200), Some(&report.requests));
-    assert_eq!(report.reconnects, 0, "{report}");
+    assert!(report.counts.requests > 10, "{report}");
+    assert_eq!(
+        report.counts.statuses.get(&200),
+        Some(&report.counts.requests)
+    );
+    assert_eq!(report.counts.reconnects, 0, "{report}");
     assert!(
         report.duration_s >= 0.3 && report.duration_s < 2.0,
         "{report}"
@@ -96,10 +99,13 @@ async fn non_2xx_answers_are_counted_apart_from_errors() {
     start_server(&socket, |_, _| StatusCode::SERVICE_UNAVAILABLE);
     let report = run(config(&socket, health(), 2)).await.unwrap();
     assert!(!report.is_clean());
-    assert_eq!(report.errors, 0, "{report}");
-    assert!(report.requests > 0);
-    assert_eq!(report.non_2xx, report.requests, "{report}");
-    assert_eq!(report.statuses.get(&503), Some(&report.requests));
+    assert_eq!(report.counts.errors, 0, "{report}");
+    assert!(report.counts.requests > 0);
+    assert_eq!(report.counts.non_2xx, report.counts.requests, "{report}");
+    assert_eq!(
+        report.counts.statuses.get(&503),
+        Some(&report.counts.requests)
+    );
 }
 
 #[tokio::test]
@@ -134,10 +140,10 @@ async fn a_server_that_hangs_up_gives_errors_and_the_run_still_ends() {
     let started = Instant::now();
     let report = run(config(&socket, health(), 2)).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(report.requests, 0);
-    assert!(report.errors > 0, "{report}");
-    assert!(report.reconnects > 0, "{report}");
-    assert!(report.first_error.is_some());
+    assert_eq!(report.counts.requests, 0);
+    assert!(report.counts.errors > 0, "{report}");
+    assert!(report.counts.reconnects > 0, "{report}");
+    assert!(report.counts.first_error.is_some());
 }
 
 #[tokio::test]
@@ -154,9 +160,9 @@ async fn a_server_that_never_answers_hits_the_timeout() {
     let mut cfg = config(&socket, health(), 1);
     cfg.timeout = Duration::from_millis(100);
     let report = run(cfg).await.unwrap();
-    assert_eq!(report.requests, 0);
-    assert!(report.errors >= 2, "{report}");
-    assert!(report.first_error.unwrap().contains("timed out"));
+    assert_eq!(report.counts.requests, 0);
+    assert!(report.counts.errors >= 2, "{report}");
+    assert!(report.counts.first_error.unwrap().contains("timed out"));
 }
 
 #[tokio::test]

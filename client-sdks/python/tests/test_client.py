@@ -91,6 +91,10 @@ def test_token_calls_send_secrets_only_in_bodies(fake: FakeAgent) -> None:
         assert client.jwks() == {"keys": []}
         with pytest.raises(ValueError):
             client.revoke_sessions(reason="none given")
+        for bad in ({"revoked": True}, {"revoked": "3"}, {}, [3]):
+            fake.route("POST", "/v1/sessions/revoke", body=bad)
+            with pytest.raises(warden.ProtocolError):
+                client.revoke_sessions(session_id="s", reason="bad answer")
         with pytest.raises(ValueError):
             client.revoke_sessions(user_id="u", session_id="s", reason="both")
     assert fake.seen("/v1/tokens/issue")[0].json() == {"user_id": "u-1", "org_id": "acme", "amr": ["pwd", "otp"], "device_id": "d"}
@@ -326,3 +330,32 @@ def test_default_socket_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert warden.Client().socket_path == "/tmp/env.sock"
     monkeypatch.delenv("WARDEN_SOCKET")
     assert warden.Client().socket_path == warden.DEFAULT_SOCKET
+
+
+def test_a_full_backlog_waits_until_the_timeout() -> None:
+    # Nobody accepts: once the listen backlog is full, connect() would fail
+    # at once with EAGAIN; the client must keep trying until its timeout.
+    tmp = tempfile.mkdtemp(prefix="wb")
+    path = os.path.join(tmp, "b.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(0)
+    filler: list[socket.socket] = []
+    try:
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            filler.append(s)
+            try:
+                s.connect(path)
+            except BlockingIOError:
+                break
+            assert len(filler) < 100
+        with warden.Client(path, timeout=0.2) as client, pytest.raises(warden.Timeout):
+            client.health()
+    finally:
+        for s in filler:
+            s.close()
+        listener.close()
+        os.unlink(path)
+        os.rmdir(tmp)

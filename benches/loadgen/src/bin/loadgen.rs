@@ -179,7 +179,7 @@ async fn measure(cli: &Cli, request: RequestSpec) -> Result<bool, Failure> {
             print!("{}", Comparison::table(&rows, "floor", &cli.name));
             for row in &rows {
                 for r in [&row.floor, &row.target] {
-                    if let Some(e) = &r.first_error {
+                    if let Some(e) = &r.counts.first_error {
                         println!(
                             "first error on {} at {} conns: {e}",
                             r.socket, r.connections

@@ -37,6 +37,16 @@ def _without_none(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _field(answer: Any, name: str, kind: type[Any]) -> Any:
+    """``answer[name]`` if the answer is an object holding a ``kind`` there;
+    anything else breaks the contract and is a :class:`ProtocolError`."""
+    value = answer.get(name) if isinstance(answer, dict) else None
+    # bool is an int subclass; a count must not be true/false.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError(f"answer has no {kind.__name__} field {name!r}")
+    return value
+
+
 class Client:
     """A client for the agent on ``socket_path`` (default: ``WARDEN_SOCKET``,
     else ``/run/warden/warden.sock``).
@@ -130,10 +140,7 @@ class Client:
     def check_batch(self, checks: Sequence[CheckRequest | Mapping[str, Any]]) -> list[CheckAnswer]:
         """``POST /v1/check/batch``: up to 1,000 checks, answers in order."""
         answer = self._post("/v1/check/batch", {"checks": [dict(c) for c in checks]}, idempotent=True)
-        results = answer.get("results") if isinstance(answer, dict) else None
-        if not isinstance(results, list):
-            raise ProtocolError("batch answer has no results list")
-        return cast(list[CheckAnswer], results)
+        return cast(list[CheckAnswer], _field(answer, "results", list))
 
     def permissions(self) -> dict[str, Any]:
         """``GET /v1/permissions``: the permission registry."""
@@ -183,11 +190,7 @@ class Client:
         if (user_id is None) == (session_id is None):
             raise ValueError("pass exactly one of user_id and session_id")
         payload = _without_none(user_id=user_id, session_id=session_id, reason=reason)
-        answer = self._post("/v1/sessions/revoke", payload)
-        revoked = answer.get("revoked") if isinstance(answer, dict) else None
-        if not isinstance(revoked, int):
-            raise ProtocolError("revoke answer has no revoked count")
-        return revoked
+        return cast(int, _field(self._post("/v1/sessions/revoke", payload), "revoked", int))
 
     def jwks(self) -> Jwks:
         """``GET /v1/jwks``: every public key that may still verify a token."""
@@ -236,11 +239,7 @@ class Client:
     def mfa_revoke_devices(self, user_id: str, org_id: str, *, device_id: str | None = None) -> int:
         """``POST /v1/mfa/devices/revoke``: returns how many were revoked."""
         payload = _without_none(user_id=user_id, org_id=org_id, device_id=device_id)
-        answer = self._post("/v1/mfa/devices/revoke", payload)
-        revoked = answer.get("revoked") if isinstance(answer, dict) else None
-        if not isinstance(revoked, int):
-            raise ProtocolError("revoke answer has no revoked count")
-        return revoked
+        return cast(int, _field(self._post("/v1/mfa/devices/revoke", payload), "revoked", int))
 
     def mfa_reset(self, user_id: str, org_id: str, reason: str) -> dict[str, Any]:
         """``POST /v1/mfa/reset`` (``admin``)."""
@@ -260,10 +259,7 @@ class Client:
         """``POST /v1/webhooks/{integration}/sign``: headers to attach."""
         path = f"/v1/webhooks/{quote(integration, safe='')}/sign"
         answer = decode(self._transport.request("POST", path, raw_body))
-        headers = answer.get("headers") if isinstance(answer, dict) else None
-        if not isinstance(headers, dict):
-            raise ProtocolError("sign answer has no headers object")
-        return cast(dict[str, str], headers)
+        return cast(dict[str, str], _field(answer, "headers", dict))
 
     def idempotency_claim(self, scope: str, key: str, ttl_seconds: int) -> dict[str, Any]:
         """``POST /v1/idempotency/claim``: ``claimed``, ``in_progress`` or ``completed``."""

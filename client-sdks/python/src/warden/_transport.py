@@ -21,6 +21,7 @@ import os
 import select
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,14 +55,29 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.socket_path = socket_path
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+        # A Unix socket whose listen backlog is full fails connect() at once
+        # with EAGAIN when the socket has a timeout (it is non-blocking
+        # underneath), where TCP would wait. A burst of callers must queue,
+        # not fail: retry with a short backoff until the timeout is spent.
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(self.socket_path)
+            except BlockingIOError:
+                sock.close()
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    raise TimeoutError(f"agent backlog full for {self.timeout}s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+            return
 
 
 @dataclass(frozen=True)
