@@ -8,6 +8,7 @@ state dir, and stopped with SIGTERM; a non-zero exit fails the session.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -180,9 +181,11 @@ class RealAgent:
         return Path(self.log_path).read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def agent() -> Iterator[RealAgent]:
-    """The real ``warden serve`` on a temp socket with the dev config."""
+@contextlib.contextmanager
+def run_agent(config_text: str | None = None) -> Iterator[RealAgent]:
+    """Runs ``warden serve`` on a temp socket and state dir, with the dev
+    config or, if given, ``config_text`` (where ``{socket}`` and ``{state}``
+    stand for the temp paths); SIGTERM at the end must give exit 0."""
     binary = Path(os.environ.get("WARDEN_BIN") or REPO / "target" / "debug" / "warden")
     if not binary.is_file():
         pytest.fail(f"warden binary not found at {binary}: build it with `cargo build` or set WARDEN_BIN")
@@ -191,6 +194,10 @@ def agent() -> Iterator[RealAgent]:
     state_dir = os.path.join(tmp, "state")
     os.mkdir(state_dir, 0o700)
     log_path = os.path.join(tmp, "agent.log")
+    config = REPO / "config" / "warden.dev.toml"
+    if config_text is not None:
+        config = Path(tmp) / "warden.toml"
+        config.write_text(config_text.format(socket=socket_path, state=state_dir))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "WARDEN_SOCKET": socket_path,
@@ -199,7 +206,7 @@ def agent() -> Iterator[RealAgent]:
     }
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(binary), "serve", "--config", str(REPO / "config" / "warden.dev.toml")],
+            [str(binary), "serve", "--config", str(config)],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -222,6 +229,13 @@ def agent() -> Iterator[RealAgent]:
         log_text = running.log()
         shutil.rmtree(tmp, ignore_errors=True)
         assert code == 0, f"agent exited with {code} after SIGTERM:\n{log_text}"
+
+
+@pytest.fixture(scope="session")
+def agent() -> Iterator[RealAgent]:
+    """The real ``warden serve`` on a temp socket with the dev config."""
+    with run_agent() as running:
+        yield running
 
 
 def _wait_healthy(running: RealAgent) -> None:

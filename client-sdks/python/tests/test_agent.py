@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import warden
 import warden._transport
-from conftest import RealAgent
+from conftest import RealAgent, run_agent
 
 
 def test_health(agent: RealAgent) -> None:
@@ -73,3 +75,43 @@ def test_keep_alive_serves_many_calls_on_one_client(agent: RealAgent) -> None:
     with agent.client() as client:
         for _ in range(50):
             assert client.health()["status"] == "ok"
+
+
+# This test's OS user may read the status but not call admin operations.
+STATUS_ONLY = """
+mode = "development"
+
+[server]
+socket = "{socket}"
+socket_mode = "0660"
+
+[state]
+dir = "{state}"
+
+[log]
+format = "human"
+level = "info"
+
+[[callers]]
+name = "tests"
+uids = [UID]
+allow = ["status"]
+"""
+
+
+def test_the_caller_acl_maps_to_caller_not_allowed() -> None:
+    with run_agent(STATUS_ONLY.replace("UID", str(os.getuid()))) as restricted, restricted.client() as client:
+        assert client.health() == {"status": "ok"}
+        assert client.status()["socket"] == restricted.socket_path
+        with pytest.raises(warden.CallerNotAllowed) as info:
+            client.reload()
+        assert info.value.status == 403
+        assert info.value.code == "caller_not_allowed"
+        # The refusal leaves the connection usable.
+        assert client.ready() is True
+
+
+def test_reload_as_an_allowed_caller(agent: RealAgent) -> None:
+    with agent.client() as client:
+        answer = client.reload()
+    assert isinstance(answer, dict), answer
