@@ -254,15 +254,18 @@ fn binaries_compare_side_by_side_as_json_and_floor_exits_on_sigterm() {
     assert!(rows[0]["target"]["requests"].as_u64().unwrap() > 0);
     assert!(rows[0]["ratio_p50"].as_f64().unwrap() > 0.0);
 
-    // Text mode, bad arguments and a missing socket.
+    // Text mode on a multi-threaded generator, bad arguments and a missing
+    // socket.
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .arg("--socket")
         .arg(&a)
-        .args(["-d", "100ms", "-w", "0s"])
+        .args(["-c", "3", "-d", "100ms", "-w", "0s", "--threads", "2"])
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("p99.9"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("p99.9"), "{text}");
+    assert!(text.contains("3 connection(s)"), "{text}");
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["--socket", "/nonexistent.sock", "-d", "100ms"])
         .output()
