@@ -125,7 +125,6 @@ class Transport:
         self.timeout = timeout
         self._idle: list[UnixHTTPConnection] = []
         self._lock = threading.Lock()
-        self._closed = False
 
     def close(self) -> None:
         """Closes idle connections; calls after this open new ones as needed."""
@@ -231,10 +230,7 @@ class Transport:
                 if isinstance(e, http.client.HTTPException):
                     raise ProtocolError(f"malformed answer: {e!r}") from None
                 raise ConnectError(f"reading the answer failed: {e}") from None
-            if sent is not None:
-                keep = False
-            else:
-                keep = not resp.will_close
+            keep = sent is None and not resp.will_close
             return Response(
                 status=resp.status,
                 headers={k.lower(): v for k, v in resp.getheaders()},
