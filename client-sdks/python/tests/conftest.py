@@ -186,7 +186,8 @@ def run_agent(config_text: str | None = None) -> Iterator[RealAgent]:
     """Runs ``warden serve`` on a temp socket and state dir, with the dev
     config or, if given, ``config_text`` (where ``{socket}`` and ``{state}``
     stand for the temp paths); SIGTERM at the end must give exit 0."""
-    binary = Path(os.environ.get("WARDEN_BIN") or REPO / "target" / "debug" / "warden")
+    # Absolute, since the agent runs with the repository root as its cwd.
+    binary = Path(os.environ.get("WARDEN_BIN") or REPO / "target" / "debug" / "warden").resolve()
     if not binary.is_file():
         pytest.fail(f"warden binary not found at {binary}: build it with `cargo build` or set WARDEN_BIN")
     tmp = tempfile.mkdtemp(prefix="wa")  # short: socket paths max out at 108 bytes
