@@ -188,3 +188,20 @@ fn merged_reports_add_counts_and_histograms() {
         a.latency_us
     );
 }
+
+#[test]
+fn shipped_bodies_are_valid_json() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bodies");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            RequestSpec::new("POST", "/v1/check")
+                .unwrap()
+                .json_body(&format!("@{}", path.display()))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "no bodies found in {}", dir.display());
+}
