@@ -8,3 +8,4 @@ mod lifecycle;
 mod limits;
 mod ops;
 mod sdk_rust;
+mod systemd;
