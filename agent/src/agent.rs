@@ -36,6 +36,8 @@ pub enum Error {
     Caller(#[from] crate::caller::Error),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
     #[error("cannot start the audit recorder: {0}")]
     Audit(#[from] crate::audit::Error),
 }
@@ -306,11 +308,11 @@ async fn run_inner(
     });
     let api = Arc::new(Api::new(ctx.clone()));
 
+    // Install the handlers before the socket answers anything: a SIGTERM that
+    // arrives before them would kill the process with the default action.
+    let handlers = SignalHandlers::install()?;
     let mut tasks = JoinSet::new();
-    // Install the handlers before serving: a SIGTERM that arrives before the
-    // signals task is first polled must not kill the process outright.
-    let handlers = signal_handlers();
-    tasks.spawn(signals(ctx.clone(), shutdown.clone(), handlers));
+    tasks.spawn(signals(ctx.clone(), handlers, shutdown.clone()));
     tasks.spawn(watchdog(ctx.clone(), shutdown.clone()));
 
     tracing::info!(
@@ -361,29 +363,30 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-type SignalHandlers = Option<(
-    tokio::signal::unix::Signal,
-    tokio::signal::unix::Signal,
-    tokio::signal::unix::Signal,
-)>;
+/// SIGTERM, SIGINT and SIGHUP streams, registered with the kernel at once.
+struct SignalHandlers {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
 
-fn signal_handlers() -> SignalHandlers {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(term), Ok(int), Ok(hup)) => Some((term, int, hup)),
-        _ => None,
+impl SignalHandlers {
+    fn install() -> Result<SignalHandlers, Error> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(SignalHandlers {
+            term: signal(SignalKind::terminate()).map_err(Error::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(Error::Signals)?,
+            hup: signal(SignalKind::hangup()).map_err(Error::Signals)?,
+        })
     }
 }
 
-async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown, handlers: SignalHandlers) {
-    let Some((mut term, mut int, mut hup)) = handlers else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+async fn signals(ctx: Arc<Ctx>, handlers: SignalHandlers, shutdown: Shutdown) {
+    let SignalHandlers {
+        mut term,
+        mut int,
+        mut hup,
+    } = handlers;
     let mut stop = shutdown.clone();
     loop {
         tokio::select! {

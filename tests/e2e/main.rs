@@ -11,3 +11,4 @@ mod lifecycle;
 mod limits;
 mod ops;
 mod sdk_rust;
+mod systemd;
