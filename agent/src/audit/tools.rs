@@ -36,6 +36,24 @@ pub fn json_line(host: &str, row: &AuditRow) -> String {
     )
 }
 
+/// Writes one line; `Ok(false)` when the reader went away (`| head`),
+/// which ends the command normally rather than as an error.
+fn emit(out: &mut dyn Write, line: &str) -> Result<bool, Error> {
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn flush(out: &mut dyn Write) -> Result<bool, Error> {
+    match out.flush() {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
 fn host_of(store: &Store) -> Result<String, Error> {
     Ok(store.meta(super::HOST_META_KEY)?.unwrap_or_default())
 }
@@ -84,11 +102,13 @@ pub fn export(state_dir: &Path, since_ms: i64, out: &mut dyn Write) -> Result<u6
         let Some(last) = rows.last() else { break };
         after = last.seq;
         for row in &rows {
-            writeln!(out, "{}", json_line(&host, row)).map_err(io)?;
+            if !emit(out, &json_line(&host, row))? {
+                return Ok(n);
+            }
             n += 1;
         }
     }
-    out.flush().map_err(io)?;
+    flush(out)?;
     Ok(n)
 }
 
@@ -109,11 +129,12 @@ pub fn tail(
     loop {
         let rows = store.audit_range(next, 5000)?;
         for row in &rows {
-            writeln!(out, "{}", json_line(&host, row)).map_err(io)?;
+            if !emit(out, &json_line(&host, row))? {
+                return Ok(());
+            }
             next = row.seq + 1;
         }
-        out.flush().map_err(io)?;
-        if !follow || stop() {
+        if !flush(out)? || !follow || stop() {
             return Ok(());
         }
         if rows.is_empty() {
