@@ -7,4 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod keys;
 pub mod store;
+pub mod tokens;

@@ -22,7 +22,12 @@
 //!   in a file of their own here (`meta.rs`, ...), as methods on [`Store`].
 
 mod error;
+mod keys;
 mod meta;
+mod sessions;
+
+pub use keys::KeyRow;
+pub use sessions::{RefreshOutcome, SessionRow};
 
 pub use error::Error;
 
