@@ -14,7 +14,9 @@ pub enum Error {
     KekInvalid { path: PathBuf, reason: String },
     #[error("key {kid} cannot be decrypted: wrong key-encryption key or tampered key store")]
     Unseal { kid: String },
-    #[error("invalid key purpose {0:?}: expected jwt, task, audit, webhook:<name> or outbound:<name>")]
+    #[error(
+        "invalid key purpose {0:?}: expected jwt, task, audit, webhook:<name> or outbound:<name>"
+    )]
     BadPurpose(String),
     #[error("unsupported algorithm {0:?}: expected EdDSA, ES256 or HS256")]
     BadAlgorithm(String),

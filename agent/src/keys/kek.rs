@@ -88,16 +88,17 @@ impl Kek {
         {
             use std::os::unix::fs::PermissionsExt;
             if meta.permissions().mode() & 0o007 != 0 {
-                return Err(invalid("it is accessible to other users (chmod 0600 or 0400)"));
+                return Err(invalid(
+                    "it is accessible to other users (chmod 0600 or 0400)",
+                ));
             }
         }
         let raw = SecretBytes::new(std::fs::read(path).map_err(|source| Error::KekRead {
             path: path.to_path_buf(),
             source,
         })?);
-        let bytes = decode_kek(raw.expose()).ok_or_else(|| {
-            invalid("expected 32 raw bytes, 64 hex digits or base64 of 32 bytes")
-        })?;
+        let bytes = decode_kek(raw.expose())
+            .ok_or_else(|| invalid("expected 32 raw bytes, 64 hex digits or base64 of 32 bytes"))?;
         Kek::from_bytes(bytes.expose()).ok_or_else(|| invalid("not a valid AES-256 key"))
     }
 
@@ -117,7 +118,11 @@ impl Kek {
             .filter(|v| !v.is_empty())
             .map(|d| Path::new(&d).join(CREDENTIAL_NAME))
             .filter(|p| p.exists());
-        if let Some(path) = configured.map(Path::to_path_buf).or(from_env).or(from_creds) {
+        if let Some(path) = configured
+            .map(Path::to_path_buf)
+            .or(from_env)
+            .or(from_creds)
+        {
             return Ok((Kek::load(&path)?, KekSource::File(path)));
         }
         if production {
@@ -212,6 +217,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Random bytes from the system CSPRNG (the only randomness source).
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     let mut out = [0u8; N];
-    SystemRandom::new().fill(&mut out).map_err(|_| Error::Crypto)?;
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| Error::Crypto)?;
     Ok(out)
 }

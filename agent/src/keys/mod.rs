@@ -413,8 +413,7 @@ impl KeyRing {
             let _g = self.lock();
             let snap = self.snap.load_full();
             let has = snap.entries.iter().any(|k| {
-                &k.0.purpose == purpose
-                    && matches!(k.0.state, KeyState::Active | KeyState::Pending)
+                &k.0.purpose == purpose && matches!(k.0.state, KeyState::Active | KeyState::Pending)
             });
             if !has {
                 let now = self.now();
@@ -514,13 +513,13 @@ impl KeyRing {
             .entries
             .iter()
             .find(|k| &k.0.purpose == purpose && k.0.state == KeyState::Active);
-        let alg = alg
-            .or_else(|| current.map(|k| k.0.alg))
-            .unwrap_or(if matches!(purpose.as_str(), Purpose::JWT | Purpose::TASK) {
+        let alg = alg.or_else(|| current.map(|k| k.0.alg)).unwrap_or(
+            if matches!(purpose.as_str(), Purpose::JWT | Purpose::TASK) {
                 self.cfg.token_algorithm
             } else {
                 Algorithm::EdDSA
-            });
+            },
+        );
         if !purpose.allows(alg) {
             return Err(Error::AlgorithmNotAllowed {
                 alg: alg.as_str(),
@@ -627,9 +626,11 @@ impl KeyRing {
             let e = &k.0;
             match e.state {
                 KeyState::Pending if e.row.activate_at.is_some_and(|t| t <= now) => {
-                    for old in snap.entries.iter().filter(|o| {
-                        o.0.purpose == e.purpose && o.0.state == KeyState::Active
-                    }) {
+                    for old in snap
+                        .entries
+                        .iter()
+                        .filter(|o| o.0.purpose == e.purpose && o.0.state == KeyState::Active)
+                    {
                         let mut row = old.0.row.clone();
                         row.state = KeyState::Retiring.as_str().to_string();
                         row.retire_at = Some(now.saturating_add(self.cfg.grace_ms));
@@ -643,13 +644,10 @@ impl KeyRing {
                     changed.push(row);
                 }
                 KeyState::Retiring if e.row.retire_at.is_some_and(|t| t <= now) => {
-                    // Unless the row was just replaced by an activation above.
-                    if !changed.iter().any(|r| r.kid == e.row.kid) {
-                        let mut row = e.row.clone();
-                        retire_row(&mut row, now);
-                        events.push(("retired", row.kid.clone(), e.purpose.clone()));
-                        changed.push(row);
-                    }
+                    let mut row = e.row.clone();
+                    retire_row(&mut row, now);
+                    events.push(("retired", row.kid.clone(), e.purpose.clone()));
+                    changed.push(row);
                 }
                 _ => {}
             }
@@ -667,9 +665,10 @@ impl KeyRing {
                 .iter()
                 .filter(|k| info_of(&k.0, now, self.cfg.rotation_period_ms).rotation_due)
                 .filter(|k| {
-                    !snap.entries.iter().any(|p| {
-                        p.0.purpose == k.0.purpose && p.0.state == KeyState::Pending
-                    })
+                    !snap
+                        .entries
+                        .iter()
+                        .any(|p| p.0.purpose == k.0.purpose && p.0.state == KeyState::Pending)
                 })
                 .map(|k| k.0.purpose.clone())
                 .collect();
@@ -718,7 +717,8 @@ impl KeyRing {
                 None => entries.push(load_entry(&self.kek, row)?),
             }
         }
-        self.snap.store(Arc::new(build_snapshot(entries, &self.cfg)));
+        self.snap
+            .store(Arc::new(build_snapshot(entries, &self.cfg)));
         Ok(())
     }
 
@@ -758,10 +758,9 @@ impl KeyRing {
             }
             Algorithm::HS256 => (SecretBytes::new(random_bytes::<32>()?.to_vec()), Vec::new()),
         };
-        let sealed = self.kek.seal(
-            &aad(&kid, purpose.as_str(), alg.as_str()),
-            private.expose(),
-        )?;
+        let sealed = self
+            .kek
+            .seal(&aad(&kid, purpose.as_str(), alg.as_str()), private.expose())?;
         Ok(KeyRow {
             kid,
             purpose: purpose.as_str().to_string(),
@@ -878,7 +877,10 @@ fn build_snapshot(entries: Vec<Entry>, cfg: &Config) -> Snapshot {
             next_due = next_due.min(t);
         }
     }
-    let entries: Vec<KeyHandle> = entries.into_iter().map(|e| KeyHandle(Arc::new(e))).collect();
+    let entries: Vec<KeyHandle> = entries
+        .into_iter()
+        .map(|e| KeyHandle(Arc::new(e)))
+        .collect();
     let by_kid = entries
         .iter()
         .map(|k| (k.kid().to_string(), k.clone()))

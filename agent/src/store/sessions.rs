@@ -115,10 +115,7 @@ impl Store {
     /// Looks up one session.
     pub fn session(&self, id: &str) -> Result<Option<SessionRow>, Error> {
         let sql = format!("SELECT {SESSION_COLS} FROM sessions s WHERE s.id = ?1");
-        Ok(self
-            .conn()
-            .query_row(&sql, [id], session_row)
-            .optional()?)
+        Ok(self.conn().query_row(&sql, [id], session_row).optional()?)
     }
 
     /// Rotates the refresh token `hash` to `successor` if it is current,

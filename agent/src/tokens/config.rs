@@ -52,7 +52,9 @@ impl Config {
             out.push("tokens.leeway must be at most 5 minutes".to_string());
         }
         if self.refresh_idle_ms <= 0 || self.refresh_idle_ms > self.refresh_absolute_ms {
-            out.push("tokens.refresh_idle must be positive and at most refresh_absolute".to_string());
+            out.push(
+                "tokens.refresh_idle must be positive and at most refresh_absolute".to_string(),
+            );
         }
         if !(0..=60_000).contains(&self.reuse_grace_ms) {
             out.push("tokens.reuse_grace must be at most 60 seconds".to_string());

@@ -80,6 +80,13 @@ pub fn peek(token: &str) -> Result<Unverified, Invalid> {
     Ok(Unverified { kid, alg })
 }
 
+/// Algorithm names the JWT library parses; a header naming one of these
+/// failed for another reason.
+const KNOWN_ALGS: &[&str] = &[
+    "HS256", "HS384", "HS512", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384",
+    "PS512", "EdDSA",
+];
+
 // Cold path: tell "alg none / unsupported alg" apart from plain garbage.
 fn classify_bad_header(token: &str) -> Invalid {
     let Some(segment) = token.split('.').next() else {
@@ -90,7 +97,9 @@ fn classify_bad_header(token: &str) -> Invalid {
     };
     match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(serde_json::Value::Object(map)) => match map.get("alg") {
-            Some(serde_json::Value::String(_)) => Invalid::BadAlgorithm,
+            Some(serde_json::Value::String(alg)) if !KNOWN_ALGS.contains(&alg.as_str()) => {
+                Invalid::BadAlgorithm
+            }
             _ => Invalid::Malformed,
         },
         _ => Invalid::Malformed,

@@ -144,7 +144,10 @@ pub struct IssueRequest {
 /// Who a task token acts for.
 #[derive(Clone)]
 pub enum TaskSubject {
-    User { user_id: String, org_id: String },
+    User {
+        user_id: String,
+        org_id: String,
+    },
     /// An access token; the task token inherits its session.
     Token(String),
 }
@@ -245,15 +248,18 @@ fn check_id(field: &'static str, v: &str) -> Result<(), Error> {
         return Err(Error::input(field, "must be 1-128 characters"));
     }
     if v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(Error::input(field, "must not contain whitespace or control characters"));
+        return Err(Error::input(
+            field,
+            "must not contain whitespace or control characters",
+        ));
     }
     Ok(())
 }
 
 /// Authentication method references we accept (RFC 8176).
 const AMR_VALUES: &[&str] = &[
-    "pwd", "otp", "mfa", "hwk", "swk", "sms", "tel", "pin", "fpt", "face", "iris", "retina",
-    "vbm", "kba", "sc", "geo", "rba", "pop", "wia", "user", "mca",
+    "pwd", "otp", "mfa", "hwk", "swk", "sms", "tel", "pin", "fpt", "face", "iris", "retina", "vbm",
+    "kba", "sc", "geo", "rba", "pop", "wia", "user", "mca",
 ];
 
 fn parse_refresh(token: &str) -> Option<[u8; 32]> {
@@ -335,7 +341,10 @@ impl Tokens {
         if let Some(bad) = req.amr.iter().find(|m| !AMR_VALUES.contains(&m.as_str())) {
             return Err(Error::input(
                 "amr",
-                format!("unknown method {:?}", bad.chars().take(16).collect::<String>()),
+                format!(
+                    "unknown method {:?}",
+                    bad.chars().take(16).collect::<String>()
+                ),
             ));
         }
         let roles = self
@@ -418,9 +427,9 @@ impl Tokens {
             }
         }
         let (successor, successor_hash) = new_refresh()?;
-        let outcome = self
-            .store
-            .refresh_rotate(&hash, &successor_hash, now, self.cfg.refresh_idle_ms)?;
+        let outcome =
+            self.store
+                .refresh_rotate(&hash, &successor_hash, now, self.cfg.refresh_idle_ms)?;
         match outcome {
             RefreshOutcome::Unknown => Err(Error::RefreshInvalid),
             RefreshOutcome::Expired(_) => Err(Error::RefreshExpired),
@@ -465,16 +474,13 @@ impl Tokens {
                     session_id: session.id.clone(),
                 };
                 if self.cfg.reuse_grace_ms > 0 {
-                    self.grace
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(
-                            hash,
-                            GraceEntry {
-                                deadline_ms: now.saturating_add(self.cfg.reuse_grace_ms),
-                                issued: issued.clone(),
-                            },
-                        );
+                    self.grace.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                        hash,
+                        GraceEntry {
+                            deadline_ms: now.saturating_add(self.cfg.reuse_grace_ms),
+                            issued: issued.clone(),
+                        },
+                    );
                 }
                 Self::bump(&self.stats.refreshed);
                 Ok(issued)
@@ -624,7 +630,15 @@ impl Tokens {
                     .roles_of(user_id, org_id)
                     .ok_or(Error::UnknownSubject)?;
                 let ep = self.epoch_of(user_id);
-                (user_id.clone(), org_id.clone(), roles, None, Vec::new(), iat, ep)
+                (
+                    user_id.clone(),
+                    org_id.clone(),
+                    roles,
+                    None,
+                    Vec::new(),
+                    iat,
+                    ep,
+                )
             }
             TaskSubject::Token(t) => {
                 let c = self.verify_access(t).map_err(Error::TokenInvalid)?;
@@ -716,7 +730,12 @@ impl Tokens {
             rev.epochs.insert(user_id.to_string(), epoch);
             rev.sessions.extend(ids.iter().cloned());
         }
-        tracing::info!(user_id, reason, sessions = ids.len(), "revoked every session of a user");
+        tracing::info!(
+            user_id,
+            reason,
+            sessions = ids.len(),
+            "revoked every session of a user"
+        );
         self.events.token_event(&TokenEvent {
             kind: "user_sessions_revoked",
             user_id: user_id.to_string(),
@@ -755,10 +774,7 @@ impl Tokens {
     /// Deletes sessions that ended long enough ago that none of their tokens
     /// can still verify. Blocking.
     pub fn prune(&self) -> Result<usize, Error> {
-        let before = self
-            .clock
-            .now_ms()
-            .saturating_sub(self.cfg.key_grace_ms());
+        let before = self.clock.now_ms().saturating_sub(self.cfg.key_grace_ms());
         Ok(self.store.sessions_prune(before)?)
     }
 
@@ -816,7 +832,9 @@ impl Jwk {
         use crate::keys::Algorithm;
         let pk = k.public_key();
         let (kty, crv, x, y) = match k.alg() {
-            Algorithm::EdDSA if pk.len() == 32 => ("OKP", "Ed25519", URL_SAFE_NO_PAD.encode(pk), None),
+            Algorithm::EdDSA if pk.len() == 32 => {
+                ("OKP", "Ed25519", URL_SAFE_NO_PAD.encode(pk), None)
+            }
             Algorithm::ES256 if pk.len() == 65 => (
                 "EC",
                 "P-256",
