@@ -6,7 +6,18 @@
 //! agent in-process; see `ARCHITECTURE.md` for the map.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod api;
+pub mod caller;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod keys;
+pub mod random;
+pub mod server;
+pub mod shutdown;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
+
+pub use agent::run;

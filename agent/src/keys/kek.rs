@@ -9,7 +9,6 @@
 use super::Error;
 use base64::Engine as _;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
 use std::path::{Path, PathBuf};
 
 /// File name of the KEK inside `$CREDENTIALS_DIRECTORY` (systemd
@@ -216,9 +215,5 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Random bytes from the system CSPRNG (the only randomness source).
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
-    let mut out = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut out)
-        .map_err(|_| Error::Crypto)?;
-    Ok(out)
+    crate::random::bytes::<N>().map_err(|_| Error::Crypto)
 }

@@ -19,10 +19,13 @@
 mod config;
 mod error;
 pub mod kek;
+mod metrics;
 
-pub use config::{Config, DAY_MS};
+pub(crate) use config::{duration_ms, ser_ms};
+pub use config::{Config, RawConfig, DAY_MS};
 pub use error::Error;
 pub use kek::{Kek, KekSource};
+pub use metrics::KeyMetrics;
 
 use crate::clock::SharedClock;
 use crate::store::{KeyRow, Store};

@@ -20,10 +20,12 @@
 
 mod cache;
 mod config;
+mod directory;
 mod error;
 pub mod jwt;
 
-pub use config::Config;
+pub use config::{Config, RawConfig};
+pub use directory::FileDirectory;
 pub use error::{Error, Invalid};
 
 use crate::clock::SharedClock;
@@ -184,15 +186,54 @@ impl EventSink for NoEvents {
     fn token_event(&self, _event: &TokenEvent) {}
 }
 
-/// Counters since start (exported as metrics by the agent).
-#[derive(Debug, Default)]
+/// Token metrics; registered with the agent's registry by [`Tokens::register`].
+#[derive(Clone)]
 pub struct Stats {
-    pub issued: std::sync::atomic::AtomicU64,
-    pub refreshed: std::sync::atomic::AtomicU64,
-    pub refresh_reused: std::sync::atomic::AtomicU64,
-    pub verified_cache_hits: std::sync::atomic::AtomicU64,
-    pub verified_signature_checks: std::sync::atomic::AtomicU64,
-    pub rejected: std::sync::atomic::AtomicU64,
+    events: prometheus::IntCounterVec,
+    verifications: prometheus::IntCounterVec,
+    rejected: prometheus::IntCounterVec,
+    pub issued: prometheus::IntCounter,
+    pub refreshed: prometheus::IntCounter,
+    pub refresh_reused: prometheus::IntCounter,
+    pub verified_cache_hits: prometheus::IntCounter,
+    pub verified_signature_checks: prometheus::IntCounter,
+}
+
+impl Stats {
+    fn new() -> Result<Stats, prometheus::Error> {
+        use prometheus::{IntCounterVec, Opts};
+        let events = IntCounterVec::new(
+            Opts::new(
+                "warden_token_events_total",
+                "Token life-cycle events: issued, refreshed, refresh_reused (suspicious)",
+            ),
+            &["event"],
+        )?;
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "warden_token_verifications_total",
+                "Token verifications that passed the signature stage, by path (cache or signature)",
+            ),
+            &["path"],
+        )?;
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "warden_token_rejected_total",
+                "Tokens that failed verification, by reason",
+            ),
+            &["reason"],
+        )?;
+        Ok(Stats {
+            issued: events.with_label_values(&["issued"]),
+            refreshed: events.with_label_values(&["refreshed"]),
+            refresh_reused: events.with_label_values(&["refresh_reused"]),
+            verified_cache_hits: verifications.with_label_values(&["cache"]),
+            verified_signature_checks: verifications.with_label_values(&["signature"]),
+            events,
+            verifications,
+            rejected,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -310,7 +351,7 @@ impl Tokens {
             revocations: RwLock::new(rev),
             grace: Mutex::new(HashMap::new()),
             refresh_lock: Mutex::new(()),
-            stats: Stats::default(),
+            stats: Stats::new().map_err(|e| Error::Encode(e.to_string()))?,
         })
     }
 
@@ -322,8 +363,12 @@ impl Tokens {
         &self.keys
     }
 
-    fn bump(counter: &std::sync::atomic::AtomicU64) {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// Registers the token metrics with `registry`.
+    pub fn register(&self, registry: &prometheus::Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.stats.events.clone()))?;
+        registry.register(Box::new(self.stats.verifications.clone()))?;
+        registry.register(Box::new(self.stats.rejected.clone()))?;
+        Ok(())
     }
 
     /// Logs a user in: creates a session (refresh-token family) and returns
@@ -370,7 +415,7 @@ impl Tokens {
         };
         session.epoch = self.store.session_create(&session, &hash)?;
         let access = self.sign_access(&session, roles, req.amr.clone(), now)?;
-        Self::bump(&self.stats.issued);
+        self.stats.issued.inc();
         Ok(Issued {
             access_token: access,
             expires_in: self.cfg.access_ttl_ms / 1000,
@@ -435,7 +480,7 @@ impl Tokens {
             RefreshOutcome::Expired(_) => Err(Error::RefreshExpired),
             RefreshOutcome::Revoked(_) => Err(Error::SessionRevoked),
             RefreshOutcome::Superseded { session, .. } => {
-                Self::bump(&self.stats.refresh_reused);
+                self.stats.refresh_reused.inc();
                 tracing::warn!(
                     user_id = %session.user_id,
                     session_id = %session.id,
@@ -482,7 +527,7 @@ impl Tokens {
                         },
                     );
                 }
-                Self::bump(&self.stats.refreshed);
+                self.stats.refreshed.inc();
                 Ok(issued)
             }
         }
@@ -512,8 +557,11 @@ impl Tokens {
         audience: Option<&str>,
     ) -> Result<Arc<Claims>, Invalid> {
         let r = self.verify_inner(token, want, audience);
-        if r.is_err() {
-            Self::bump(&self.stats.rejected);
+        if let Err(reason) = &r {
+            self.stats
+                .rejected
+                .with_label_values(&[reason.code()])
+                .inc();
         }
         r
     }
@@ -533,7 +581,7 @@ impl Tokens {
             if self.keys.verifier(&hit.kid).is_none() {
                 return Err(Invalid::UnknownKid);
             }
-            Self::bump(&self.stats.verified_cache_hits);
+            self.stats.verified_cache_hits.inc();
             self.check_claims(&hit.claims, now, want, audience)?;
             return Ok(hit.claims);
         }
@@ -547,7 +595,7 @@ impl Tokens {
         if header.alg != Some(key.alg()) {
             return Err(Invalid::BadAlgorithm);
         }
-        Self::bump(&self.stats.verified_signature_checks);
+        self.stats.verified_signature_checks.inc();
         let claims = Arc::new(jwt::verify(token, &key)?);
         // A key signs one kind of token only.
         if claims.typ != typ {

@@ -431,9 +431,8 @@ fn verified_tokens_are_cached_but_revocation_and_expiry_apply_at_once() {
     fx.tokens.verify_access(t).unwrap();
     fx.tokens.verify_access(t).unwrap();
     fx.tokens.verify_access(t).unwrap();
-    use std::sync::atomic::Ordering::Relaxed;
-    assert_eq!(fx.tokens.stats.verified_signature_checks.load(Relaxed), 1);
-    assert_eq!(fx.tokens.stats.verified_cache_hits.load(Relaxed), 2);
+    assert_eq!(fx.tokens.stats.verified_signature_checks.get(), 1);
+    assert_eq!(fx.tokens.stats.verified_cache_hits.get(), 2);
     assert_eq!(
         fx.tokens.verify(t, Some("task:x")).err(),
         Some(Invalid::WrongAudience)
@@ -562,8 +561,7 @@ fn refresh_rotates_and_reuse_revokes_the_family() {
         fx.tokens.refresh(second.refresh_token.expose()),
         Err(Error::SessionRevoked)
     ));
-    use std::sync::atomic::Ordering::Relaxed;
-    assert_eq!(fx.tokens.stats.refresh_reused.load(Relaxed), 1);
+    assert_eq!(fx.tokens.stats.refresh_reused.get(), 1);
 }
 
 #[test]
@@ -875,6 +873,15 @@ fn config_bounds_are_all_reported() {
         ..Config::default()
     };
     assert_eq!(bad.problems().len(), 4);
+    let mut p = crate::config::Problems::default();
+    let raw = RawConfig {
+        access_ttl: Some("2m".into()),
+        leeway: Some("soon".into()),
+        refresh_idle: Some("0s".into()),
+        ..RawConfig::default()
+    };
+    assert!(Config::from_raw(raw, &mut p).is_none());
+    assert_eq!(p.items().len(), 2, "leeway and refresh_idle: {p}");
     assert!(Config::default().problems().is_empty());
 }
 

@@ -1,0 +1,542 @@
+//! Assembles the agent: opens the store, builds every capability into one
+//! shared [`Ctx`], and runs the long-running tasks until shutdown.
+//!
+//! Every long-running task is started here and only here, each with a clone
+//! of the one [`Shutdown`] handle:
+//! - `server`: the socket accept loop and its connections;
+//! - `signals`: SIGTERM/SIGINT trigger shutdown, SIGHUP reloads;
+//! - `watchdog`: systemd watchdog pings, sent only while the store answers;
+//! - `keys`: applies due key transitions (activation, retirement, automatic
+//!   rotation) and prunes ended sessions.
+
+use crate::api::Api;
+use crate::caller::{Acl, Op, Peer};
+use crate::clock::{self, SharedClock};
+use crate::config::{Config, Env};
+use crate::keys::{KekSource, KeyRing, Purpose};
+use crate::server::BoundSocket;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use crate::telemetry::{LogHandle, Metrics};
+use crate::tokens::{FileDirectory, Tokens};
+use arc_swap::ArcSwap;
+use hyper::header::HeaderValue;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+/// Why the agent could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Caller(#[from] crate::caller::Error),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::Error),
+    #[error(transparent)]
+    Tokens(#[from] crate::tokens::Error),
+}
+
+/// The caller ACL currently in force and its generation (bumped on reload so
+/// per-connection caches notice).
+#[derive(Debug)]
+pub struct AclState {
+    pub generation: u64,
+    pub acl: Acl,
+}
+
+/// Everything the API layer may call, shared by all connections.
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub clock: SharedClock,
+    /// This host's name, recorded in audit events and status.
+    pub host: String,
+    /// Stable random id of this installation (survives restarts).
+    pub host_id: String,
+    pub started: Instant,
+    pub started_at_ms: i64,
+    pub keys: Arc<KeyRing>,
+    pub tokens: Arc<Tokens>,
+    pub kek_source: KekSource,
+    /// The users file, when `tokens.directory` is set (reloaded with the config).
+    directory_file: Option<Arc<FileDirectory>>,
+    env: Env,
+    log: LogHandle,
+    acl: ArcSwap<AclState>,
+    acl_generation: AtomicU64,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    pub trigger: &'static str,
+    pub config: ReloadOutcome,
+}
+
+/// Outcome of reloading one part.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// Applied; `restart_needed` lists changed options that only apply at start.
+    Applied { restart_needed: Vec<&'static str> },
+    /// Rejected; the previous version stays in force.
+    Rejected { error: String },
+}
+
+impl Ctx {
+    /// The caller ACL in force.
+    pub fn acl(&self) -> arc_swap::Guard<Arc<AclState>> {
+        self.acl.load()
+    }
+
+    /// Value of `x-warden-policy-version` on every response.
+    pub fn policy_version_header(&self) -> HeaderValue {
+        HeaderValue::from_static("none")
+    }
+
+    /// Records a caller refused by the ACL.
+    pub fn caller_denied(&self, peer: Peer, op: Op, route: &'static str) {
+        self.metrics
+            .caller_denied
+            .with_label_values(&[op.name()])
+            .inc();
+        tracing::warn!(
+            uid = peer.uid,
+            gid = peer.gid,
+            pid = peer.pid,
+            op = op.name(),
+            route,
+            "caller not allowed"
+        );
+    }
+
+    /// Re-reads what can change live: the config file's log level and caller
+    /// ACL, and the users file; sessions of users whose roles changed are
+    /// revoked. A config that no longer validates is rejected as a whole.
+    pub async fn reload(&self, trigger: &'static str) -> ReloadReport {
+        let outcome = self.reload_config();
+        self.reload_directory().await;
+        let label = match &outcome {
+            ReloadOutcome::Applied { .. } => "applied",
+            ReloadOutcome::Rejected { .. } => "rejected",
+        };
+        self.metrics
+            .reloads
+            .with_label_values(&["config", label])
+            .inc();
+        match &outcome {
+            ReloadOutcome::Applied { restart_needed } if !restart_needed.is_empty() => {
+                tracing::warn!(
+                    trigger,
+                    ?restart_needed,
+                    "config reloaded; some changes need a restart"
+                )
+            }
+            ReloadOutcome::Applied { .. } => tracing::info!(trigger, "config reloaded"),
+            ReloadOutcome::Rejected { error } => {
+                tracing::error!(trigger, %error, "config reload rejected; keeping the running config")
+            }
+        }
+        ReloadReport {
+            trigger,
+            config: outcome,
+        }
+    }
+
+    async fn reload_directory(&self) {
+        let Some(dir) = self.directory_file.clone() else {
+            return;
+        };
+        let tokens = self.tokens.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            dir.reload()?;
+            tokens.reconcile_roles()
+        })
+        .await;
+        match result {
+            Ok(Ok(users)) if !users.is_empty() => {
+                tracing::info!(?users, "roles changed; sessions revoked")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "directory reload failed; keeping the previous one")
+            }
+            Err(e) => tracing::error!(error = %e, "directory reload task failed"),
+        }
+    }
+
+    fn reload_config(&self) -> ReloadOutcome {
+        let fresh = match Config::load(&self.config.source, &self.env) {
+            Ok(c) => c,
+            Err(e) => {
+                return ReloadOutcome::Rejected {
+                    error: e.to_string(),
+                }
+            }
+        };
+        let acl = match fresh.callers.resolve() {
+            Ok(acl) => acl,
+            Err(e) => {
+                return ReloadOutcome::Rejected {
+                    error: e.to_string(),
+                }
+            }
+        };
+        let generation = self.acl_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.acl.store(Arc::new(AclState { generation, acl }));
+        self.log.set_level(&fresh.log.level);
+        let mut restart_needed = Vec::new();
+        let old = &self.config;
+        if fresh.server.socket != old.server.socket
+            || fresh.server.socket_mode != old.server.socket_mode
+            || fresh.server.socket_group != old.server.socket_group
+        {
+            restart_needed.push("server.socket");
+        }
+        if fresh.state.dir != old.state.dir {
+            restart_needed.push("state.dir");
+        }
+        if fresh.log.format != old.log.format {
+            restart_needed.push("log.format");
+        }
+        ReloadOutcome::Applied { restart_needed }
+    }
+}
+
+/// Runs the agent on an already bound socket until `shutdown` fires.
+///
+/// The caller binds the socket first so a second instance is refused before
+/// anything touches the state directory.
+pub async fn run(
+    config: Config,
+    bound: BoundSocket,
+    shutdown: Shutdown,
+    log: LogHandle,
+    env: Env,
+) -> Result<(), Error> {
+    let BoundSocket { listener, path } = bound;
+    let result = run_inner(config, listener, shutdown, log, env).await;
+    crate::server::remove_socket_file(&path);
+    result
+}
+
+async fn run_inner(
+    config: Config,
+    listener: tokio::net::UnixListener,
+    shutdown: Shutdown,
+    log: LogHandle,
+    env: Env,
+) -> Result<(), Error> {
+    let state_dir = config.state.dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir))
+        .await
+        .map_err(|e| crate::store::Error::Task(e.to_string()))??;
+    let host_id = host_id(&store).await?;
+    let acl = config.callers.resolve()?;
+    let metrics = Metrics::new()?;
+    let clock = clock::system();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_string());
+    let parts = {
+        let (config, store, clock, env) =
+            (config.clone(), store.clone(), clock.clone(), env.clone());
+        tokio::task::spawn_blocking(move || build_tokens(&config, store, clock, &env))
+            .await
+            .map_err(|e| crate::store::Error::Task(e.to_string()))??
+    };
+    metrics
+        .registry()
+        .register(Box::new(crate::keys::KeyMetrics::new(parts.keys.clone())?))?;
+    parts.tokens.register(metrics.registry())?;
+    let ctx = Arc::new(Ctx {
+        config: Arc::new(config),
+        store,
+        metrics,
+        keys: parts.keys,
+        tokens: parts.tokens,
+        kek_source: parts.kek_source,
+        directory_file: parts.directory_file,
+        started_at_ms: clock.now_ms(),
+        clock,
+        host,
+        host_id,
+        started: Instant::now(),
+        env,
+        log,
+        acl: ArcSwap::from_pointee(AclState { generation: 1, acl }),
+        acl_generation: AtomicU64::new(1),
+    });
+    let api = Arc::new(Api::new(ctx.clone()));
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(signals(ctx.clone(), shutdown.clone(), install_signals()));
+    tasks.spawn(watchdog(ctx.clone(), shutdown.clone()));
+    tasks.spawn(key_maintenance(ctx.clone(), shutdown.clone()));
+
+    tracing::info!(
+        socket = %ctx.config.server.socket.display(),
+        state_dir = %ctx.config.state.dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "warden agent ready"
+    );
+    notify(&[sd_notify::NotifyState::Ready]);
+    let drained = crate::server::serve(listener, api, shutdown.clone()).await;
+    notify(&[sd_notify::NotifyState::Stopping]);
+    shutdown.trigger();
+    while tasks.join_next().await.is_some() {}
+
+    let store = ctx.store.clone();
+    if let Err(e) = store.run(|s| s.checkpoint()).await {
+        tracing::warn!(error = %e, "cannot checkpoint the store at shutdown");
+    }
+    tracing::info!(drained, "warden agent stopped");
+    Ok(())
+}
+
+struct TokenParts {
+    keys: Arc<KeyRing>,
+    tokens: Arc<Tokens>,
+    kek_source: KekSource,
+    directory_file: Option<Arc<FileDirectory>>,
+}
+
+/// Opens the key ring (refusing to start without a KEK in production), makes
+/// sure every built-in purpose can sign, and builds the token service.
+fn build_tokens(
+    config: &Config,
+    store: Store,
+    clock: SharedClock,
+    env: &Env,
+) -> Result<TokenParts, Error> {
+    let production = config.mode == crate::config::Mode::Production;
+    let (kek, kek_source) = crate::keys::Kek::resolve(
+        config.keys.kek_file.as_deref(),
+        &|k| env.get(k).map(str::to_string),
+        production,
+        &config.state.dir,
+    )?;
+    let keys = Arc::new(KeyRing::open(
+        store.clone(),
+        clock.clone(),
+        kek,
+        config.keys.clone(),
+        Arc::new(LogKeyEvents),
+    )?);
+    let alg = config.keys.token_algorithm;
+    keys.ensure(&Purpose::jwt(), alg)?;
+    keys.ensure(&Purpose::task(), alg)?;
+    keys.ensure(&Purpose::audit(), crate::keys::Algorithm::EdDSA)?;
+    let (directory, directory_file): (Arc<dyn crate::tokens::Directory>, _) =
+        match &config.tokens.directory {
+            Some(path) => {
+                let f = Arc::new(FileDirectory::load(path)?);
+                (f.clone(), Some(f))
+            }
+            None => (Arc::new(crate::tokens::StaticDirectory::default()), None),
+        };
+    let tokens = Arc::new(Tokens::new(
+        config.tokens.clone(),
+        keys.clone(),
+        store,
+        clock,
+        directory,
+        Arc::new(LogTokenEvents),
+    )?);
+    Ok(TokenParts {
+        keys,
+        tokens,
+        kek_source,
+        directory_file,
+    })
+}
+
+/// Key and token events go to the log until the audit log is wired in.
+struct LogKeyEvents;
+
+impl crate::keys::EventSink for LogKeyEvents {
+    fn key_event(&self, e: &crate::keys::KeyEvent) {
+        tracing::info!(target: "warden::audit", action = e.action, kid = %e.kid, purpose = %e.purpose, "key event");
+    }
+}
+
+struct LogTokenEvents;
+
+impl crate::tokens::EventSink for LogTokenEvents {
+    fn token_event(&self, e: &crate::tokens::TokenEvent) {
+        tracing::warn!(target: "warden::audit", kind = e.kind, user_id = %e.user_id, session_id = ?e.session_id, reason = %e.reason, count = e.count, "token event");
+    }
+}
+
+/// Applies due key transitions and prunes ended sessions, every 10 s.
+async fn key_maintenance(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
+    let period = std::time::Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(period) => {
+                let (keys, tokens) = (ctx.keys.clone(), ctx.tokens.clone());
+                let r = tokio::task::spawn_blocking(move || -> Result<(), Error> {
+                    keys.advance()?;
+                    tokens.prune()?;
+                    Ok(())
+                })
+                .await;
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "key maintenance failed"),
+                    Err(e) => tracing::error!(error = %e, "key maintenance task failed"),
+                }
+            }
+        }
+    }
+}
+
+async fn host_id(store: &Store) -> Result<String, crate::store::Error> {
+    store
+        .run(|s| {
+            if let Some(id) = s.meta("host_id")? {
+                return Ok(id);
+            }
+            let bytes = crate::random::bytes::<16>()
+                .map_err(|e| crate::store::Error::Invalid(e.to_string()))?;
+            let id = hex::encode(bytes);
+            s.set_meta("host_id", &id)?;
+            Ok(id)
+        })
+        .await
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this is a no-op.
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP streams. Installed before the socket serves, so
+/// a signal sent as soon as the agent answers is handled, not fatal.
+struct SignalStreams {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+fn install_signals() -> Option<SignalStreams> {
+    use tokio::signal::unix::{signal, SignalKind};
+    Some(SignalStreams {
+        term: signal(SignalKind::terminate()).ok()?,
+        int: signal(SignalKind::interrupt()).ok()?,
+        hup: signal(SignalKind::hangup()).ok()?,
+    })
+}
+
+async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown, streams: Option<SignalStreams>) {
+    let Some(SignalStreams {
+        mut term,
+        mut int,
+        mut hup,
+    }) = streams
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            () = stop.wait() => return,
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received; shutting down");
+                shutdown.trigger();
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT received; shutting down");
+                shutdown.trigger();
+            }
+            _ = hup.recv() => {
+                notify(&[sd_notify::NotifyState::Reloading]);
+                ctx.reload("sighup").await;
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+}
+
+async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
+    let mut usec = 0u64;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let period = std::time::Duration::from_micros(usec / 2);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(period) => {
+                // Only claim liveness if the store still answers: a wedged
+                // database should get us restarted.
+                let alive = ctx
+                    .store
+                    .run(|s| Ok(s.conn().query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+                    .await
+                    .is_ok();
+                if alive {
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                } else {
+                    tracing::error!("store did not answer; withholding watchdog ping");
+                }
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// `None` when the agent can answer checks; otherwise why not.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        None
+    }
+
+    /// The `/v1/status` document. Each capability contributes its section.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "mode": self.config.mode,
+            "host": self.host,
+            "host_id": self.host_id,
+            "pid": std::process::id(),
+            "started_at": clock::rfc3339(self.started_at_ms),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "socket": self.config.server.socket,
+            "state_dir": self.config.state.dir,
+            "connections": {"open": self.metrics.open_connections.get()},
+            "central_store": {"configured": false, "connected": false, "lag_seconds": null},
+            "keys": self.keys.list().into_iter().filter(|k| k.state != crate::keys::KeyState::Retired).map(|k| serde_json::json!({
+                "kid": k.kid,
+                "purpose": k.purpose,
+                "alg": k.alg,
+                "state": k.state,
+                "age_days": k.age_days,
+                "rotation_due": k.rotation_due,
+            })).collect::<Vec<_>>(),
+            "kek": match &self.kek_source {
+                KekSource::File(_) => "file",
+                KekSource::Dev(_) => "development",
+            },
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! The route table: path and method to handler, with the operation class the
+//! caller ACL requires. `None` means open to anyone who can open the socket
+//! (health, readiness, metrics; see API.md).
+
+use crate::caller::Op;
+use hyper::Method;
+
+/// Every endpoint the agent serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Ready,
+    Status,
+    Metrics,
+    AdminReload,
+    TokensIssue,
+    TokensRefresh,
+    TokensVerify,
+    TokensTask,
+    SessionsRevoke,
+    Jwks,
+    AdminKeys,
+    AdminKeysRotate,
+    AdminKeysRollback,
+    AdminKeysRetire,
+}
+
+impl Route {
+    /// All routes, indexed by `as usize`; used to pre-resolve metrics.
+    pub const ALL: &'static [Route] = &[
+        Route::Health,
+        Route::Ready,
+        Route::Status,
+        Route::Metrics,
+        Route::AdminReload,
+        Route::TokensIssue,
+        Route::TokensRefresh,
+        Route::TokensVerify,
+        Route::TokensTask,
+        Route::SessionsRevoke,
+        Route::Jwks,
+        Route::AdminKeys,
+        Route::AdminKeysRotate,
+        Route::AdminKeysRollback,
+        Route::AdminKeysRetire,
+    ];
+
+    /// The label used in metrics and logs: the path pattern, never the raw
+    /// path, so label cardinality stays bounded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Health => "/v1/health",
+            Route::Ready => "/v1/ready",
+            Route::Status => "/v1/status",
+            Route::Metrics => "/metrics",
+            Route::AdminReload => "/v1/admin/reload",
+            Route::TokensIssue => "/v1/tokens/issue",
+            Route::TokensRefresh => "/v1/tokens/refresh",
+            Route::TokensVerify => "/v1/tokens/verify",
+            Route::TokensTask => "/v1/tokens/task",
+            Route::SessionsRevoke => "/v1/sessions/revoke",
+            Route::Jwks => "/v1/jwks",
+            Route::AdminKeys => "/v1/admin/keys",
+            Route::AdminKeysRotate => "/v1/admin/keys/rotate",
+            Route::AdminKeysRollback => "/v1/admin/keys/rollback",
+            Route::AdminKeysRetire => "/v1/admin/keys/retire",
+        }
+    }
+
+    pub fn method(self) -> Method {
+        match self {
+            Route::Health
+            | Route::Ready
+            | Route::Status
+            | Route::Metrics
+            | Route::Jwks
+            | Route::AdminKeys => Method::GET,
+            Route::AdminReload
+            | Route::TokensIssue
+            | Route::TokensRefresh
+            | Route::TokensVerify
+            | Route::TokensTask
+            | Route::SessionsRevoke
+            | Route::AdminKeysRotate
+            | Route::AdminKeysRollback
+            | Route::AdminKeysRetire => Method::POST,
+        }
+    }
+
+    pub fn op(self) -> Option<Op> {
+        match self {
+            // The JWKS holds public keys only; any verifier may fetch it.
+            Route::Health | Route::Ready | Route::Metrics | Route::Jwks => None,
+            Route::Status => Some(Op::Status),
+            Route::TokensIssue
+            | Route::TokensRefresh
+            | Route::TokensVerify
+            | Route::TokensTask
+            | Route::SessionsRevoke => Some(Op::Tokens),
+            Route::AdminReload
+            | Route::AdminKeys
+            | Route::AdminKeysRotate
+            | Route::AdminKeysRollback
+            | Route::AdminKeysRetire => Some(Op::Admin),
+        }
+    }
+
+    /// Whether the handler reads a request body.
+    pub fn has_body(self) -> bool {
+        self.method() == Method::POST
+    }
+
+    /// Finds the route for a path, ignoring the method.
+    pub fn find(path: &str) -> Option<Route> {
+        Some(match path {
+            "/v1/health" => Route::Health,
+            "/v1/ready" => Route::Ready,
+            "/v1/status" => Route::Status,
+            "/metrics" => Route::Metrics,
+            "/v1/admin/reload" => Route::AdminReload,
+            "/v1/tokens/issue" => Route::TokensIssue,
+            "/v1/tokens/refresh" => Route::TokensRefresh,
+            "/v1/tokens/verify" => Route::TokensVerify,
+            "/v1/tokens/task" => Route::TokensTask,
+            "/v1/sessions/revoke" => Route::SessionsRevoke,
+            "/v1/jwks" => Route::Jwks,
+            "/v1/admin/keys" => Route::AdminKeys,
+            "/v1/admin/keys/rotate" => Route::AdminKeysRotate,
+            "/v1/admin/keys/rollback" => Route::AdminKeysRollback,
+            "/v1/admin/keys/retire" => Route::AdminKeysRetire,
+            _ => return None,
+        })
+    }
+}
