@@ -8,3 +8,7 @@ mod lifecycle;
 mod limits;
 mod ops;
 mod sdk_rust;
+mod tokens_flow;
+mod tokens_interop;
+mod tokens_keys;
+mod tokens_support;
