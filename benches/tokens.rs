@@ -98,16 +98,25 @@ fn tail_latencies(quick: bool) {
             black_box(login(&b.tokens, i));
         });
         let access: Vec<String> = (0..n).map(|i| login(&nc.tokens, i).access_token).collect();
-        percentiles(&format!("verify first, signature ({})", alg.as_str()), n, |i| {
-            black_box(nc.tokens.verify_access(&access[i % access.len()]).unwrap());
-        });
+        percentiles(
+            &format!("verify first, signature ({})", alg.as_str()),
+            n,
+            |i| {
+                black_box(nc.tokens.verify_access(&access[i % access.len()]).unwrap());
+            },
+        );
         let one = login(&b.tokens, 0).access_token;
         b.tokens.verify_access(&one).unwrap();
-        percentiles(&format!("verify repeated, cached ({})", alg.as_str()), n, |_| {
-            black_box(b.tokens.verify_access(&one).unwrap());
-        });
-        let mut refresh: Vec<tokens::RefreshToken> =
-            (0..n / 5).map(|i| login(&b.tokens, i).refresh_token).collect();
+        percentiles(
+            &format!("verify repeated, cached ({})", alg.as_str()),
+            n,
+            |_| {
+                black_box(b.tokens.verify_access(&one).unwrap());
+            },
+        );
+        let mut refresh: Vec<tokens::RefreshToken> = (0..n / 5)
+            .map(|i| login(&b.tokens, i).refresh_token)
+            .collect();
         percentiles(&format!("refresh ({})", alg.as_str()), n / 5, |i| {
             let next = b.tokens.refresh(refresh[i].expose()).unwrap();
             refresh[i] = next.refresh_token;

@@ -6,6 +6,13 @@
 //! refreshes of one token can never both rotate (the second sees the first's
 //! `superseded_at`). Tokens are looked up by SHA-256 hash; the plaintext never
 //! reaches this module.
+//!
+//! Durability: creating a session (a login) commits with
+//! `synchronous=NORMAL`: in WAL mode it survives a process crash, and a power
+//! loss can lose only the last logins, which costs those users a new login and
+//! never weakens a security property; it keeps the fsync off the login path.
+//! Rotations and revocations commit with the store's `synchronous=FULL`, so a
+//! revocation or a superseded refresh token is never forgotten.
 
 use super::{Error, Store};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
@@ -77,39 +84,11 @@ impl Store {
     /// precedes it); `s.epoch` is ignored and the epoch used is returned.
     pub fn session_create(&self, s: &SessionRow, refresh_hash: &[u8]) -> Result<i64, Error> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let epoch: i64 = tx
-            .query_row(
-                "SELECT epoch FROM user_epochs WHERE user_id = ?1",
-                [&s.user_id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
-        tx.execute(
-            "INSERT INTO sessions (id, user_id, org_id, roles, amr, device_id, epoch, auth_time,
-                                   created_at, absolute_expires_at, last_refresh_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                s.id,
-                s.user_id,
-                s.org_id,
-                s.roles,
-                s.amr,
-                s.device_id,
-                epoch,
-                s.auth_time,
-                s.created_at,
-                s.absolute_expires_at,
-                s.last_refresh_at
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES (?1, ?2, ?3)",
-            params![refresh_hash, s.id, s.created_at],
-        )?;
-        tx.commit()?;
-        Ok(epoch)
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = session_insert(&mut conn, s, refresh_hash);
+        // Restore the store-wide setting whatever happened.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        result
     }
 
     /// Looks up one session.
@@ -282,4 +261,44 @@ impl Store {
             [before],
         )?)
     }
+}
+
+fn session_insert(
+    conn: &mut rusqlite::Connection,
+    s: &SessionRow,
+    refresh_hash: &[u8],
+) -> Result<i64, Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let epoch: i64 = tx
+        .query_row(
+            "SELECT epoch FROM user_epochs WHERE user_id = ?1",
+            [&s.user_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    tx.execute(
+        "INSERT INTO sessions (id, user_id, org_id, roles, amr, device_id, epoch, auth_time,
+                               created_at, absolute_expires_at, last_refresh_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            s.id,
+            s.user_id,
+            s.org_id,
+            s.roles,
+            s.amr,
+            s.device_id,
+            epoch,
+            s.auth_time,
+            s.created_at,
+            s.absolute_expires_at,
+            s.last_refresh_at
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES (?1, ?2, ?3)",
+        params![refresh_hash, s.id, s.created_at],
+    )?;
+    tx.commit()?;
+    Ok(epoch)
 }
