@@ -214,6 +214,14 @@ impl Ctx {
         if fresh.log.format != old.log.format {
             restart_needed.push("log.format");
         }
+        // Key and token settings are read at start (the users file itself is
+        // reloaded, its path is not).
+        if toml::to_string(&fresh.keys).ok() != toml::to_string(&old.keys).ok() {
+            restart_needed.push("keys");
+        }
+        if toml::to_string(&fresh.tokens).ok() != toml::to_string(&old.tokens).ok() {
+            restart_needed.push("tokens");
+        }
         ReloadOutcome::Applied { restart_needed }
     }
 }

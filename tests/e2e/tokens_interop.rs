@@ -4,7 +4,8 @@
 //! Needs a Python with `pyjwt[crypto]`: `$WARDEN_TEST_PYTHON`, else
 //! `.venv/bin/python` in the repository (`python3 -m venv .venv &&
 //! .venv/bin/pip install 'pyjwt[crypto]'`). Without one the test says so and
-//! passes, so a bare checkout still builds green; CI provides the venv.
+//! passes, unless `WARDEN_REQUIRE_PYJWT` is set: `scripts/test.d/tokens-interop`
+//! (run by `scripts/test`, hence CI) creates the venv and sets it.
 
 use crate::support::repo_root;
 use crate::tokens_support::{builder, login};
@@ -46,6 +47,10 @@ fn python() -> Option<std::path::PathBuf> {
 #[test]
 fn pyjwt_verifies_warden_tokens_with_only_the_jwks() {
     let Some(py) = python() else {
+        assert!(
+            std::env::var_os("WARDEN_REQUIRE_PYJWT").is_none(),
+            "WARDEN_REQUIRE_PYJWT is set but no Python with pyjwt[crypto] was found"
+        );
         eprintln!("SKIPPED: no Python with pyjwt[crypto] (set WARDEN_TEST_PYTHON or create .venv)");
         return;
     };

@@ -254,12 +254,14 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Deletes sessions (and their refresh tokens) that ended before `before`.
-    pub fn sessions_prune(&self, before: i64) -> Result<usize, Error> {
-        Ok(self.conn().execute(
-            "DELETE FROM sessions WHERE absolute_expires_at < ?1",
-            [before],
-        )?)
+    /// Deletes sessions (and their refresh tokens) that ended before
+    /// `before`; returns their ids.
+    pub fn sessions_prune(&self, before: i64) -> Result<Vec<String>, Error> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("DELETE FROM sessions WHERE absolute_expires_at < ?1 RETURNING id")?;
+        let rows = stmt.query_map([before], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<String>, _>>()?)
     }
 }
 

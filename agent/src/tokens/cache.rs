@@ -5,6 +5,10 @@
 //! the signature of this exact token string is good (and the claims it
 //! carries); expiry, audience, key retirement and revocation are checked on
 //! every hit, so revocation is still honoured at once.
+//!
+//! Entries are keyed by the SHA-256 of the token, not the token: the map's
+//! key comparison is not constant-time, and comparing digests leaks nothing
+//! about a valid token; it also bounds an entry's size.
 
 use super::Claims;
 use std::collections::HashMap;
@@ -17,7 +21,7 @@ pub(crate) struct Cached {
 }
 
 pub(crate) struct VerifiedCache {
-    map: RwLock<HashMap<Box<str>, Cached>>,
+    map: RwLock<HashMap<[u8; 32], Cached>>,
     capacity: usize,
 }
 
@@ -29,17 +33,17 @@ impl VerifiedCache {
         }
     }
 
-    pub fn get(&self, token: &str) -> Option<Cached> {
+    pub fn get(&self, digest: &[u8; 32]) -> Option<Cached> {
         // A poisoned lock only means another thread panicked mid-insert of a
         // plain map; the map is still a valid map.
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        map.get(token).cloned()
+        map.get(digest).cloned()
     }
 
     /// Remembers `token`; when full, drops what expired before `now_s`, and
     /// if that is not enough, everything (a flood of distinct tokens must not
     /// grow memory without bound).
-    pub fn insert(&self, token: &str, cached: Cached, now_s: i64) {
+    pub fn insert(&self, digest: [u8; 32], cached: Cached, now_s: i64) {
         if self.capacity == 0 {
             return;
         }
@@ -50,7 +54,7 @@ impl VerifiedCache {
                 map.clear();
             }
         }
-        map.insert(token.into(), cached);
+        map.insert(digest, cached);
     }
 
     pub fn len(&self) -> usize {

@@ -45,7 +45,8 @@ impl Default for Config {
             refresh_idle_ms: 8 * 3_600_000,
             refresh_absolute_ms: 7 * 86_400_000,
             reuse_grace_ms: 5_000,
-            cache_capacity: 65_536,
+            // ~1 KiB per entry at most: 16 MiB worst case.
+            cache_capacity: 16_384,
             directory: None,
         }
     }

@@ -154,8 +154,8 @@ pub enum TaskSubject {
     Token(String),
 }
 
-/// A task token.
-#[derive(Debug, Clone)]
+/// A task token (a bearer credential: no Debug).
+#[derive(Clone)]
 pub struct TaskToken {
     pub token: String,
     pub expires_in: i64,
@@ -576,7 +576,8 @@ impl Tokens {
             return Err(Invalid::Malformed);
         }
         let now = self.clock.now_ms();
-        if let Some(hit) = self.cache.get(token) {
+        let digest = sha256(token.as_bytes());
+        if let Some(hit) = self.cache.get(&digest) {
             // The key may have been retired since (rollback, compromise).
             if self.keys.verifier(&hit.kid).is_none() {
                 return Err(Invalid::UnknownKid);
@@ -602,7 +603,7 @@ impl Tokens {
             return Err(Invalid::WrongType);
         }
         self.cache.insert(
-            token,
+            digest,
             Cached {
                 claims: Arc::clone(&claims),
                 kid: Arc::from(key.kid()),
@@ -820,10 +821,17 @@ impl Tokens {
     }
 
     /// Deletes sessions that ended long enough ago that none of their tokens
-    /// can still verify. Blocking.
+    /// can still verify, and forgets their revocations. Blocking.
     pub fn prune(&self) -> Result<usize, Error> {
         let before = self.clock.now_ms().saturating_sub(self.cfg.key_grace_ms());
-        Ok(self.store.sessions_prune(before)?)
+        let gone = self.store.sessions_prune(before)?;
+        if !gone.is_empty() {
+            let mut rev = self.revocations.write().unwrap_or_else(|p| p.into_inner());
+            for id in &gone {
+                rev.sessions.remove(id);
+            }
+        }
+        Ok(gone.len())
     }
 
     /// Entries in the verified-token cache.

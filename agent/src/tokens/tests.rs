@@ -965,3 +965,39 @@ fn a_users_file_is_the_directory_and_a_bad_reload_keeps_the_old_one() {
         Err(Error::Directory(_))
     ));
 }
+
+#[test]
+fn prune_deletes_ended_sessions_and_forgets_their_revocations() {
+    let fx = fx();
+    let a = login(&fx, "u-42");
+    let live = login(&fx, "u-7");
+    fx.tokens.revoke_session(&a.session_id, "logout").unwrap();
+    assert_eq!(fx.tokens.prune().unwrap(), 0);
+    fx.clock.advance_ms(Config::default().refresh_absolute_ms - 1_000);
+    let fresh = login(&fx, "u-7");
+    fx.clock.advance_ms(1_000 + Config::default().key_grace_ms() + 1);
+    assert_eq!(fx.tokens.prune().unwrap(), 2, "both week-old sessions");
+    assert!(fx.tokens.revocations.read().unwrap().sessions.is_empty());
+    assert_eq!(fx.tokens.verify_access(&a.access_token).err(), Some(Invalid::Expired));
+    assert!(matches!(
+        fx.tokens.refresh(live.refresh_token.expose()),
+        Err(Error::RefreshInvalid)
+    ));
+    fx.tokens.refresh(fresh.refresh_token.expose()).unwrap();
+}
+
+#[test]
+fn the_verified_cache_stays_within_its_capacity() {
+    let fx = fx_with(
+        Config {
+            cache_capacity: 4,
+            ..Config::default()
+        },
+        Algorithm::EdDSA,
+    );
+    for _ in 0..10 {
+        let t = login(&fx, "u-42").access_token;
+        fx.tokens.verify_access(&t).unwrap();
+        assert!(fx.tokens.cache_len() <= 4);
+    }
+}
