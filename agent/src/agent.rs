@@ -65,6 +65,8 @@ pub struct Ctx {
     pub keys: Arc<KeyRing>,
     pub tokens: Arc<Tokens>,
     pub kek_source: KekSource,
+    /// The adjustable clock of end-to-end tests; `None` in every real run.
+    pub test_clock: Option<Arc<clock::OffsetClock>>,
     /// The users file, when `tokens.directory` is set (reloaded with the config).
     directory_file: Option<Arc<FileDirectory>>,
     env: Env,
@@ -257,7 +259,11 @@ async fn run_inner(
     let host_id = host_id(&store).await?;
     let acl = config.callers.resolve()?;
     let metrics = Metrics::new()?;
-    let clock = clock::system();
+    let test_clock = test_clock(&config, &env);
+    let clock: SharedClock = match &test_clock {
+        Some(c) => c.clone(),
+        None => clock::system(),
+    };
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -280,6 +286,7 @@ async fn run_inner(
         keys: parts.keys,
         tokens: parts.tokens,
         kek_source: parts.kek_source,
+        test_clock,
         directory_file: parts.directory_file,
         started_at_ms: clock.now_ms(),
         clock,
@@ -316,6 +323,19 @@ async fn run_inner(
     }
     tracing::info!(drained, "warden agent stopped");
     Ok(())
+}
+
+/// The adjustable test clock: debug builds only, development mode only, and
+/// only when `WARDEN_TEST_CLOCK=1`. A release binary cannot be talked into it.
+fn test_clock(config: &Config, env: &Env) -> Option<Arc<clock::OffsetClock>> {
+    let wanted = cfg!(debug_assertions)
+        && config.mode == crate::config::Mode::Development
+        && env.get(crate::config::TEST_CLOCK) == Some("1");
+    if wanted {
+        tracing::warn!("TEST CLOCK in use: POST /v1/admin/test/clock moves time; never run production like this");
+        return Some(Arc::new(clock::OffsetClock::default()));
+    }
+    None
 }
 
 struct TokenParts {

@@ -12,3 +12,4 @@ mod tokens_flow;
 mod tokens_interop;
 mod tokens_keys;
 mod tokens_support;
+mod tokens_time;

@@ -170,6 +170,7 @@ impl Api {
             Route::AdminKeysRotate => tokens::keys_rotate(ctx, &call).await,
             Route::AdminKeysRollback => tokens::keys_rollback(ctx, &call).await,
             Route::AdminKeysRetire => tokens::keys_retire(ctx, &call).await,
+            Route::AdminTestClock => tokens::test_clock(ctx, &call).await,
         }
     }
 

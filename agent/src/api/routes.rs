@@ -23,6 +23,7 @@ pub enum Route {
     AdminKeysRotate,
     AdminKeysRollback,
     AdminKeysRetire,
+    AdminTestClock,
 }
 
 impl Route {
@@ -43,6 +44,7 @@ impl Route {
         Route::AdminKeysRotate,
         Route::AdminKeysRollback,
         Route::AdminKeysRetire,
+        Route::AdminTestClock,
     ];
 
     /// The label used in metrics and logs: the path pattern, never the raw
@@ -64,6 +66,7 @@ impl Route {
             Route::AdminKeysRotate => "/v1/admin/keys/rotate",
             Route::AdminKeysRollback => "/v1/admin/keys/rollback",
             Route::AdminKeysRetire => "/v1/admin/keys/retire",
+            Route::AdminTestClock => "/v1/admin/test/clock",
         }
     }
 
@@ -83,7 +86,8 @@ impl Route {
             | Route::SessionsRevoke
             | Route::AdminKeysRotate
             | Route::AdminKeysRollback
-            | Route::AdminKeysRetire => Method::POST,
+            | Route::AdminKeysRetire
+            | Route::AdminTestClock => Method::POST,
         }
     }
 
@@ -101,7 +105,8 @@ impl Route {
             | Route::AdminKeys
             | Route::AdminKeysRotate
             | Route::AdminKeysRollback
-            | Route::AdminKeysRetire => Some(Op::Admin),
+            | Route::AdminKeysRetire
+            | Route::AdminTestClock => Some(Op::Admin),
         }
     }
 
@@ -128,6 +133,7 @@ impl Route {
             "/v1/admin/keys/rotate" => Route::AdminKeysRotate,
             "/v1/admin/keys/rollback" => Route::AdminKeysRollback,
             "/v1/admin/keys/retire" => Route::AdminKeysRetire,
+            "/v1/admin/test/clock" => Route::AdminTestClock,
             _ => return None,
         })
     }

@@ -250,3 +250,28 @@ pub async fn keys_retire(ctx: &Ctx, call: &Call) -> Result<Response, ApiError> {
     let info = blocking(move || keys.retire(&b.kid).map_err(ApiError::from)).await?;
     Ok(json::ok(&json!({"key": key_json(&info)})))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestClockBody {
+    /// A human duration such as `"16m"` or `"90d"`.
+    advance: String,
+}
+
+/// Moves the test clock forward. Answers 404 (as if the route did not exist)
+/// unless the agent runs on the test clock.
+pub async fn test_clock(ctx: &Ctx, call: &Call) -> Result<Response, ApiError> {
+    let Some(clock) = &ctx.test_clock else {
+        return Err(ApiError::not_found("no endpoint at /v1/admin/test/clock"));
+    };
+    let b: TestClockBody = json::parse(&call.body)?;
+    let d = humantime::parse_duration(&b.advance)
+        .map_err(|e| ApiError::bad_request(format!("field `advance`: {e}")))?;
+    let ms = i64::try_from(d.as_millis())
+        .map_err(|_| ApiError::bad_request("field `advance`: too long"))?;
+    clock.advance_ms(ms);
+    use crate::clock::Clock as _;
+    Ok(json::ok(
+        &json!({"now": crate::clock::rfc3339(clock.now_ms())}),
+    ))
+}

@@ -14,7 +14,7 @@
 mod env;
 mod problems;
 
-pub use env::Env;
+pub use env::{Env, TEST_CLOCK};
 pub use problems::Problems;
 
 use serde::{Deserialize, Serialize};

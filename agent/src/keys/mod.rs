@@ -618,6 +618,19 @@ impl KeyRing {
     /// rotation period rotate. Returns whether anything changed.
     pub fn advance(&self) -> Result<bool, Error> {
         let _g = self.lock();
+        let mut any = false;
+        // An automatic rotation with no propagation delay is itself due at
+        // once; a few rounds settle everything.
+        for _ in 0..4 {
+            if !self.advance_locked()? {
+                break;
+            }
+            any = true;
+        }
+        Ok(any)
+    }
+
+    fn advance_locked(&self) -> Result<bool, Error> {
         let snap = self.snap.load_full();
         let now = self.now();
         if now < snap.next_due {
@@ -675,10 +688,11 @@ impl KeyRing {
                 })
                 .map(|k| k.0.purpose.clone())
                 .collect();
-            for purpose in due {
-                let kid = self.rotate_locked(&purpose, None)?;
+            for purpose in &due {
+                let kid = self.rotate_locked(purpose, None)?;
                 tracing::info!(%purpose, %kid, "key older than the rotation policy; rotated automatically");
             }
+            return Ok(!events.is_empty() || !due.is_empty());
         }
         Ok(!events.is_empty())
     }

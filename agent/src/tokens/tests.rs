@@ -973,12 +973,17 @@ fn prune_deletes_ended_sessions_and_forgets_their_revocations() {
     let live = login(&fx, "u-7");
     fx.tokens.revoke_session(&a.session_id, "logout").unwrap();
     assert_eq!(fx.tokens.prune().unwrap(), 0);
-    fx.clock.advance_ms(Config::default().refresh_absolute_ms - 1_000);
+    fx.clock
+        .advance_ms(Config::default().refresh_absolute_ms - 1_000);
     let fresh = login(&fx, "u-7");
-    fx.clock.advance_ms(1_000 + Config::default().key_grace_ms() + 1);
+    fx.clock
+        .advance_ms(1_000 + Config::default().key_grace_ms() + 1);
     assert_eq!(fx.tokens.prune().unwrap(), 2, "both week-old sessions");
     assert!(fx.tokens.revocations.read().unwrap().sessions.is_empty());
-    assert_eq!(fx.tokens.verify_access(&a.access_token).err(), Some(Invalid::Expired));
+    assert_eq!(
+        fx.tokens.verify_access(&a.access_token).err(),
+        Some(Invalid::Expired)
+    );
     assert!(matches!(
         fx.tokens.refresh(live.refresh_token.expose()),
         Err(Error::RefreshInvalid)
