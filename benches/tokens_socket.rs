@@ -187,6 +187,12 @@ fn main() {
             assert_eq!(s, 200);
         }),
     );
+    report(
+        "GET /v1/health (floor, again)",
+        timed(n, |_| {
+            c.call("GET", "/v1/health", b"");
+        }),
+    );
     let mut refresh: Vec<String> = (0..issue_n + issue_n / 10)
         .map(|i| {
             login(&mut c, i)["refresh_token"]
