@@ -468,6 +468,16 @@ impl Tokens {
             let mut grace = self.grace.lock().unwrap_or_else(|p| p.into_inner());
             grace.retain(|_, g| g.deadline_ms > now);
             if let Some(g) = grace.get(&hash) {
+                // The session may have been revoked since the first answer.
+                let revoked = self
+                    .revocations
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sessions
+                    .contains(&g.issued.session_id);
+                if revoked {
+                    return Err(Error::SessionRevoked);
+                }
                 return Ok(g.issued.clone());
             }
         }

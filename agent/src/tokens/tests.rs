@@ -1006,3 +1006,19 @@ fn the_verified_cache_stays_within_its_capacity() {
         assert!(fx.tokens.cache_len() <= 4);
     }
 }
+
+#[test]
+fn the_reuse_grace_never_hands_out_a_revoked_sessions_tokens() {
+    let fx = fx();
+    let first = login(&fx, "u-42");
+    let second = fx.tokens.refresh(first.refresh_token.expose()).unwrap();
+    let again = fx.tokens.refresh(first.refresh_token.expose()).unwrap();
+    assert_eq!(again.refresh_token.expose(), second.refresh_token.expose());
+    fx.tokens
+        .revoke_session(&first.session_id, "logout")
+        .unwrap();
+    assert!(matches!(
+        fx.tokens.refresh(first.refresh_token.expose()),
+        Err(Error::SessionRevoked)
+    ));
+}
