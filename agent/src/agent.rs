@@ -408,7 +408,11 @@ struct LogTokenEvents;
 
 impl crate::tokens::EventSink for LogTokenEvents {
     fn token_event(&self, e: &crate::tokens::TokenEvent) {
-        tracing::warn!(target: "warden::audit", kind = e.kind, user_id = %e.user_id, session_id = ?e.session_id, reason = %e.reason, count = e.count, "token event");
+        if e.kind == "refresh_reused" {
+            tracing::warn!(target: "warden::audit", kind = e.kind, user_id = %e.user_id, session_id = ?e.session_id, reason = %e.reason, "token event: suspicious");
+        } else {
+            tracing::info!(target: "warden::audit", kind = e.kind, user_id = %e.user_id, session_id = ?e.session_id, reason = %e.reason, count = e.count, "token event");
+        }
     }
 }
 

@@ -133,8 +133,31 @@ pub(crate) fn duration_ms(
     }
 }
 
-/// Serialises milliseconds in the human form the config accepts.
+/// Serialises milliseconds in the human form the config accepts, in days,
+/// hours, minutes, seconds and milliseconds (`"90d"`, `"15m30s"`), never in
+/// months or years, whose length humantime only approximates.
 pub(crate) fn ser_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    let d = std::time::Duration::from_millis(u64::try_from(*ms).unwrap_or(0));
-    s.serialize_str(&humantime::format_duration(d).to_string())
+    s.serialize_str(&human_ms(*ms))
+}
+
+pub(crate) fn human_ms(ms: i64) -> String {
+    if ms <= 0 {
+        return "0s".to_string();
+    }
+    let mut rest = ms;
+    let mut out = String::new();
+    for (unit, size) in [
+        ("d", DAY_MS),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        let n = rest / size;
+        rest %= size;
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
 }

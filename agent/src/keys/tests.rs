@@ -422,3 +422,18 @@ fn every_life_cycle_change_is_reported() {
         vec!["created", "rotated", "retiring", "activated", "retired"]
     );
 }
+
+#[test]
+fn durations_render_in_units_the_config_parses_back() {
+    for (ms, text) in [
+        (90 * DAY_MS, "90d"),
+        (930_000, "15m30s"),
+        (5_000, "5s"),
+        (0, "0s"),
+        (DAY_MS + 1, "1d1ms"),
+    ] {
+        assert_eq!(config::human_ms(ms), text);
+        let back = humantime::parse_duration(text).unwrap().as_millis() as i64;
+        assert_eq!(back, ms, "{text}");
+    }
+}
