@@ -40,6 +40,8 @@ pub enum Error {
     Keys(#[from] crate::keys::Error),
     #[error(transparent)]
     Tokens(#[from] crate::tokens::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 /// The caller ACL currently in force and its generation (bumped on reload so
@@ -300,8 +302,11 @@ async fn run_inner(
     });
     let api = Arc::new(Api::new(ctx.clone()));
 
+    // Install the handlers before the socket answers anything: a SIGTERM that
+    // arrives before them would kill the process with the default action.
+    let handlers = SignalHandlers::install()?;
     let mut tasks = JoinSet::new();
-    tasks.spawn(signals(ctx.clone(), shutdown.clone(), install_signals()));
+    tasks.spawn(signals(ctx.clone(), handlers, shutdown.clone()));
     tasks.spawn(watchdog(ctx.clone(), shutdown.clone()));
     tasks.spawn(key_maintenance(ctx.clone(), shutdown.clone()));
 
@@ -462,33 +467,30 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-/// SIGTERM, SIGINT and SIGHUP streams. Installed before the socket serves, so
-/// a signal sent as soon as the agent answers is handled, not fatal.
-struct SignalStreams {
+/// SIGTERM, SIGINT and SIGHUP streams, registered with the kernel at once.
+struct SignalHandlers {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
 }
 
-fn install_signals() -> Option<SignalStreams> {
-    use tokio::signal::unix::{signal, SignalKind};
-    Some(SignalStreams {
-        term: signal(SignalKind::terminate()).ok()?,
-        int: signal(SignalKind::interrupt()).ok()?,
-        hup: signal(SignalKind::hangup()).ok()?,
-    })
+impl SignalHandlers {
+    fn install() -> Result<SignalHandlers, Error> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(SignalHandlers {
+            term: signal(SignalKind::terminate()).map_err(Error::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(Error::Signals)?,
+            hup: signal(SignalKind::hangup()).map_err(Error::Signals)?,
+        })
+    }
 }
 
-async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown, streams: Option<SignalStreams>) {
-    let Some(SignalStreams {
+async fn signals(ctx: Arc<Ctx>, handlers: SignalHandlers, shutdown: Shutdown) {
+    let SignalHandlers {
         mut term,
         mut int,
         mut hup,
-    }) = streams
-    else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+    } = handlers;
     let mut stop = shutdown.clone();
     loop {
         tokio::select! {
@@ -510,12 +512,23 @@ async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown, streams: Option<SignalStream
     }
 }
 
-async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
-    let mut usec = 0u64;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return;
+/// Half the watchdog interval systemd asked for, if it asked. Follows
+/// sd_watchdog_enabled(3): `WATCHDOG_USEC` set, and `WATCHDOG_PID` either
+/// unset or ours.
+fn watchdog_period() -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
     }
-    let period = std::time::Duration::from_micros(usec / 2);
+    (usec > 0).then(|| std::time::Duration::from_micros(usec / 2))
+}
+
+async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
+    let Some(period) = watchdog_period() else {
+        return;
+    };
     loop {
         tokio::select! {
             () = shutdown.wait() => return,

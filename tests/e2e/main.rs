@@ -8,6 +8,7 @@ mod lifecycle;
 mod limits;
 mod ops;
 mod sdk_rust;
+mod systemd;
 mod tokens_flow;
 mod tokens_interop;
 mod tokens_keys;
