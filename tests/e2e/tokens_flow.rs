@@ -383,3 +383,31 @@ fn keys_sessions_and_revocations_survive_a_restart() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(kid_of(r.json()["access_token"].as_str().unwrap()), kid);
 }
+
+#[test]
+fn tokens_never_reach_the_log() {
+    let d = builder().set("log.level", "trace").start();
+    let t = login(&d, "alice", "acme");
+    let r = refresh(&d, t["refresh_token"].as_str().unwrap());
+    let next = r.json();
+    let _ = refresh(&d, t["refresh_token"].as_str().unwrap());
+    let task = d.post_json(
+        "/v1/tokens/task",
+        &json!({"task": "t", "subject": {"user_id": "bob", "org_id": "acme"}}),
+    );
+    verify(&d, next["access_token"].as_str().unwrap());
+    let log = d.log();
+    assert!(log.contains("/v1/tokens/refresh"), "trace logging is on");
+    for secret in [
+        &t["access_token"],
+        &t["refresh_token"],
+        &next["access_token"],
+        &next["refresh_token"],
+        &task.json()["task_token"],
+    ] {
+        let s = secret.as_str().unwrap();
+        // Any 20-character run of a token would be a leak.
+        let probe = &s[s.len() - 20..];
+        assert!(!log.contains(probe), "a token leaked into the log");
+    }
+}
