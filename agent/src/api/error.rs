@@ -114,9 +114,6 @@ impl From<crate::tokens::Error> for ApiError {
             E::UnknownSubject => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_subject", e.to_string())
             }
-            E::UnknownSession => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_session", e.to_string())
-            }
             E::RefreshInvalid => unauthorized("refresh_invalid", &e),
             E::RefreshExpired => unauthorized("refresh_expired", &e),
             E::RefreshReused => unauthorized("refresh_reused", &e),

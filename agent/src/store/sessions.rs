@@ -218,19 +218,6 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Current epoch of one user.
-    pub fn user_epoch(&self, user_id: &str) -> Result<i64, Error> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT epoch FROM user_epochs WHERE user_id = ?1",
-                [user_id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
-    }
-
     /// Ids of revoked sessions that ended after `since` (their access tokens
     /// may still be presented).
     pub fn sessions_revoked_since(&self, since: i64) -> Result<Vec<String>, Error> {

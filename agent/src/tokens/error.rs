@@ -33,19 +33,6 @@ impl Invalid {
             Invalid::Revoked => "revoked",
         }
     }
-
-    pub const ALL: [Invalid; 10] = [
-        Invalid::Malformed,
-        Invalid::BadAlgorithm,
-        Invalid::UnknownKid,
-        Invalid::BadSignature,
-        Invalid::Expired,
-        Invalid::NotYetValid,
-        Invalid::WrongIssuer,
-        Invalid::WrongAudience,
-        Invalid::WrongType,
-        Invalid::Revoked,
-    ];
 }
 
 impl std::fmt::Display for Invalid {
@@ -71,8 +58,6 @@ pub enum Error {
     SessionRevoked,
     #[error("token is not valid: {0}")]
     TokenInvalid(Invalid),
-    #[error("unknown session")]
-    UnknownSession,
     #[error(transparent)]
     Keys(#[from] crate::keys::Error),
     #[error(transparent)]
