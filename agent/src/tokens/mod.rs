@@ -109,6 +109,16 @@ pub struct Claims {
     pub ep: i64,
 }
 
+impl Claims {
+    /// Whether the login used a second factor (for MFA step-up decisions):
+    /// any `amr` beyond a password or PIN (RFC 8176).
+    pub fn mfa(&self) -> bool {
+        self.amr
+            .iter()
+            .any(|m| !matches!(m.as_str(), "pwd" | "pin" | "kba" | "user"))
+    }
+}
+
 /// An opaque refresh token. Never Debug, never Serialize, never logged.
 #[derive(Clone)]
 pub struct RefreshToken(String);

@@ -1022,3 +1022,29 @@ fn the_reuse_grace_never_hands_out_a_revoked_sessions_tokens() {
         Err(Error::SessionRevoked)
     ));
 }
+
+#[test]
+fn a_second_factor_in_amr_marks_the_token_as_mfa() {
+    let fx = fx();
+    let check = |amr: &[&str], mfa: bool| {
+        let t = fx
+            .tokens
+            .issue(&IssueRequest {
+                user_id: "u-42".into(),
+                org_id: "acme".into(),
+                amr: amr.iter().map(|s| s.to_string()).collect(),
+                device_id: Some("laptop-1".into()),
+            })
+            .unwrap();
+        assert_eq!(
+            fx.tokens.verify_access(&t.access_token).unwrap().mfa(),
+            mfa,
+            "{amr:?}"
+        );
+    };
+    check(&["pwd"], false);
+    check(&["pwd", "kba"], false);
+    check(&["pwd", "otp"], true);
+    check(&["hwk"], true);
+    check(&["mfa", "pwd"], true);
+}
