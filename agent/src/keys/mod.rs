@@ -397,6 +397,18 @@ impl KeyRing {
         self.clock.now_ms()
     }
 
+    /// Whether `purpose` may use `alg`: audit keys are Ed25519 only, and a
+    /// shared-secret (HS256) token key only when `keys.token_algorithm` says
+    /// so, since anyone able to verify such a token can also forge one.
+    fn permits(&self, purpose: &Purpose, alg: Algorithm) -> bool {
+        let token_purpose = matches!(purpose.as_str(), Purpose::JWT | Purpose::TASK);
+        if token_purpose && alg == Algorithm::HS256 && self.cfg.token_algorithm != Algorithm::HS256
+        {
+            return false;
+        }
+        purpose.allows(alg)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded state lives in the store and the snapshot, both
         // consistent after a panic elsewhere; the lock only orders writers.
@@ -406,7 +418,7 @@ impl KeyRing {
     /// Makes sure `purpose` has a key able to sign: creates an active one at
     /// once if there is neither an active nor a pending key.
     pub fn ensure(&self, purpose: &Purpose, alg: Algorithm) -> Result<KeyHandle, Error> {
-        if !purpose.allows(alg) {
+        if !self.permits(purpose, alg) {
             return Err(Error::AlgorithmNotAllowed {
                 alg: alg.as_str(),
                 purpose: purpose.to_string(),
@@ -523,7 +535,7 @@ impl KeyRing {
                 Algorithm::EdDSA
             },
         );
-        if !purpose.allows(alg) {
+        if !self.permits(purpose, alg) {
             return Err(Error::AlgorithmNotAllowed {
                 alg: alg.as_str(),
                 purpose: purpose.to_string(),

@@ -437,3 +437,27 @@ fn durations_render_in_units_the_config_parses_back() {
         assert_eq!(back, ms, "{text}");
     }
 }
+
+#[test]
+fn hs256_token_keys_need_the_config_to_say_so() {
+    let fx = Fixture::new();
+    let ring = fx.ring(cfg(0, 1_000));
+    ring.ensure(&Purpose::jwt(), Algorithm::EdDSA).unwrap();
+    for purpose in [Purpose::jwt(), Purpose::task()] {
+        assert!(matches!(
+            ring.rotate(&purpose, Some(Algorithm::HS256)),
+            Err(Error::AlgorithmNotAllowed { .. })
+        ));
+    }
+    ring.rotate(
+        &Purpose::parse("webhook:bank").unwrap(),
+        Some(Algorithm::HS256),
+    )
+    .unwrap();
+    drop(ring);
+    let hs = fx.ring(Config {
+        token_algorithm: Algorithm::HS256,
+        ..cfg(0, 1_000)
+    });
+    hs.rotate(&Purpose::jwt(), Some(Algorithm::HS256)).unwrap();
+}
