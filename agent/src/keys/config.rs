@@ -1,3 +1,7 @@
+//! `[keys]`: where the KEK is, which algorithm new token keys use, and the
+//! rotation timings. Defaults follow from the token lifetimes so that a
+//! rotation never cuts a token in flight short.
+
 use super::Algorithm;
 use crate::config::Problems;
 use serde::{Deserialize, Serialize};

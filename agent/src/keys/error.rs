@@ -1,3 +1,7 @@
+//! What can go wrong with keys. KEK problems are start-up errors (the agent
+//! must not run with keys it cannot open); life-cycle conflicts are operator
+//! errors with their own API codes.
+
 use std::path::PathBuf;
 
 /// What went wrong with the key ring or its key-encryption key.

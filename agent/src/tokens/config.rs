@@ -1,3 +1,7 @@
+//! `[tokens]`: lifetimes, leeway, refresh policy and the verified-token
+//! cache. Bounds are enforced here (access tokens 5-60 min) so a typo cannot
+//! mint day-long tokens.
+
 use crate::config::Problems;
 use crate::keys::{duration_ms, ser_ms};
 use serde::{Deserialize, Serialize};

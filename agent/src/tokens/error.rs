@@ -1,3 +1,7 @@
+//! Token failures, split in two: [`Invalid`] is an answer (a token that does
+//! not verify is a normal outcome, reported as a `reason`), [`Error`] is a
+//! failed operation (issue, refresh, revoke) mapped to an HTTP error.
+
 /// Why a token did not verify. Each maps to one stable `reason` code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Invalid {
