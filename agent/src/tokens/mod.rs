@@ -796,7 +796,10 @@ impl Tokens {
         let (epoch, ids) = self.store.sessions_revoke_user(user_id, reason, now)?;
         {
             let mut rev = self.revocations.write().unwrap_or_else(|p| p.into_inner());
-            rev.epochs.insert(user_id.to_string(), epoch);
+            // Two concurrent revocations may land here in either order;
+            // the epoch only ever moves forward.
+            let current = rev.epochs.entry(user_id.to_string()).or_insert(0);
+            *current = (*current).max(epoch);
             rev.sessions.extend(ids.iter().cloned());
         }
         tracing::info!(
