@@ -10,15 +10,19 @@
 //!   (`audit::Recorder`),
 //!   drained and stopped after the server, so requests still in flight at
 //!   shutdown get their records made durable.
+//! - `keys`: applies due key transitions (activation, retirement, automatic
+//!   rotation) and prunes ended sessions.
 
 use crate::api::Api;
 use crate::caller::{Acl, Op, Peer};
 use crate::clock::{self, SharedClock};
 use crate::config::{Config, Env};
+use crate::keys::{KekSource, KeyRing, Purpose};
 use crate::server::BoundSocket;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::telemetry::{LogHandle, Metrics};
+use crate::tokens::{FileDirectory, Tokens};
 use arc_swap::ArcSwap;
 use hyper::header::HeaderValue;
 use serde::Serialize;
@@ -36,6 +40,10 @@ pub enum Error {
     Caller(#[from] crate::caller::Error),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::Error),
+    #[error(transparent)]
+    Tokens(#[from] crate::tokens::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("cannot start the audit recorder: {0}")]
@@ -68,6 +76,13 @@ pub struct Ctx {
     pub host_id: String,
     pub started: Instant,
     pub started_at_ms: i64,
+    pub keys: Arc<KeyRing>,
+    pub tokens: Arc<Tokens>,
+    pub kek_source: KekSource,
+    /// The adjustable clock of end-to-end tests; `None` in every real run.
+    pub test_clock: Option<Arc<clock::OffsetClock>>,
+    /// The users file, when `tokens.directory` is set (reloaded with the config).
+    directory_file: Option<Arc<FileDirectory>>,
     env: Env,
     log: LogHandle,
     acl: ArcSwap<AclState>,
@@ -148,9 +163,11 @@ impl Ctx {
     }
 
     /// Re-reads what can change live: the config file's log level and caller
-    /// ACL. A config that no longer validates is rejected as a whole.
+    /// ACL, and the users file; sessions of users whose roles changed are
+    /// revoked. A config that no longer validates is rejected as a whole.
     pub async fn reload(&self, trigger: &'static str) -> ReloadReport {
         let outcome = self.reload_config();
+        self.reload_directory().await;
         let label = match &outcome {
             ReloadOutcome::Applied { .. } => "applied",
             ReloadOutcome::Rejected { .. } => "rejected",
@@ -193,6 +210,28 @@ impl Ctx {
         }
     }
 
+    async fn reload_directory(&self) {
+        let Some(dir) = self.directory_file.clone() else {
+            return;
+        };
+        let tokens = self.tokens.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            dir.reload()?;
+            tokens.reconcile_roles()
+        })
+        .await;
+        match result {
+            Ok(Ok(users)) if !users.is_empty() => {
+                tracing::info!(?users, "roles changed; sessions revoked")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "directory reload failed; keeping the previous one")
+            }
+            Err(e) => tracing::error!(error = %e, "directory reload task failed"),
+        }
+    }
+
     fn reload_config(&self) -> ReloadOutcome {
         let fresh = match Config::load(&self.config.source, &self.env) {
             Ok(c) => c,
@@ -230,6 +269,14 @@ impl Ctx {
         if fresh.audit != old.audit {
             restart_needed.push("audit");
         }
+        // Key and token settings are read at start (the users file itself is
+        // reloaded, its path is not).
+        if toml::to_string(&fresh.keys).ok() != toml::to_string(&old.keys).ok() {
+            restart_needed.push("keys");
+        }
+        if toml::to_string(&fresh.tokens).ok() != toml::to_string(&old.tokens).ok() {
+            restart_needed.push("tokens");
+        }
         ReloadOutcome::Applied { restart_needed }
     }
 }
@@ -265,7 +312,11 @@ async fn run_inner(
     let host_id = host_id(&store).await?;
     let acl = config.callers.resolve()?;
     let metrics = Metrics::new()?;
-    let clock = clock::system();
+    let test_clock = test_clock(&config, &env);
+    let clock: SharedClock = match &test_clock {
+        Some(c) => c.clone(),
+        None => clock::system(),
+    };
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -291,11 +342,27 @@ async fn run_inner(
         .await
         .map_err(|e| crate::store::Error::Task(e.to_string()))??
     };
+    let parts = {
+        let (config, store, clock, env) =
+            (config.clone(), store.clone(), clock.clone(), env.clone());
+        tokio::task::spawn_blocking(move || build_tokens(&config, store, clock, &env))
+            .await
+            .map_err(|e| crate::store::Error::Task(e.to_string()))??
+    };
+    metrics
+        .registry()
+        .register(Box::new(crate::keys::KeyMetrics::new(parts.keys.clone())?))?;
+    parts.tokens.register(metrics.registry())?;
     let ctx = Arc::new(Ctx {
         config: Arc::new(config),
         store,
         metrics,
         audit,
+        keys: parts.keys,
+        tokens: parts.tokens,
+        kek_source: parts.kek_source,
+        test_clock,
+        directory_file: parts.directory_file,
         started_at_ms: clock.now_ms(),
         clock,
         host,
@@ -314,6 +381,7 @@ async fn run_inner(
     let mut tasks = JoinSet::new();
     tasks.spawn(signals(ctx.clone(), handlers, shutdown.clone()));
     tasks.spawn(watchdog(ctx.clone(), shutdown.clone()));
+    tasks.spawn(key_maintenance(ctx.clone(), shutdown.clone()));
 
     tracing::info!(
         socket = %ctx.config.server.socket.display(),
@@ -339,6 +407,121 @@ async fn run_inner(
     }
     tracing::info!(drained, "warden agent stopped");
     Ok(())
+}
+
+/// The adjustable test clock: debug builds only, development mode only, and
+/// only when `WARDEN_TEST_CLOCK=1`. A release binary cannot be talked into it.
+fn test_clock(config: &Config, env: &Env) -> Option<Arc<clock::OffsetClock>> {
+    let wanted = cfg!(debug_assertions)
+        && config.mode == crate::config::Mode::Development
+        && env.get(crate::config::TEST_CLOCK) == Some("1");
+    if wanted {
+        tracing::warn!("TEST CLOCK in use: POST /v1/admin/test/clock moves time; never run production like this");
+        return Some(Arc::new(clock::OffsetClock::default()));
+    }
+    None
+}
+
+struct TokenParts {
+    keys: Arc<KeyRing>,
+    tokens: Arc<Tokens>,
+    kek_source: KekSource,
+    directory_file: Option<Arc<FileDirectory>>,
+}
+
+/// Opens the key ring (refusing to start without a KEK in production), makes
+/// sure every built-in purpose can sign, and builds the token service.
+fn build_tokens(
+    config: &Config,
+    store: Store,
+    clock: SharedClock,
+    env: &Env,
+) -> Result<TokenParts, Error> {
+    let production = config.mode == crate::config::Mode::Production;
+    let (kek, kek_source) = crate::keys::Kek::resolve(
+        config.keys.kek_file.as_deref(),
+        &|k| env.get(k).map(str::to_string),
+        production,
+        &config.state.dir,
+    )?;
+    let keys = Arc::new(KeyRing::open(
+        store.clone(),
+        clock.clone(),
+        kek,
+        config.keys.clone(),
+        Arc::new(LogKeyEvents),
+    )?);
+    let alg = config.keys.token_algorithm;
+    keys.ensure(&Purpose::jwt(), alg)?;
+    keys.ensure(&Purpose::task(), alg)?;
+    keys.ensure(&Purpose::audit(), crate::keys::Algorithm::EdDSA)?;
+    let (directory, directory_file): (Arc<dyn crate::tokens::Directory>, _) =
+        match &config.tokens.directory {
+            Some(path) => {
+                let f = Arc::new(FileDirectory::load(path)?);
+                (f.clone(), Some(f))
+            }
+            None => (Arc::new(crate::tokens::StaticDirectory::default()), None),
+        };
+    let tokens = Arc::new(Tokens::new(
+        config.tokens.clone(),
+        keys.clone(),
+        store,
+        clock,
+        directory,
+        Arc::new(LogTokenEvents),
+    )?);
+    Ok(TokenParts {
+        keys,
+        tokens,
+        kek_source,
+        directory_file,
+    })
+}
+
+/// Key and token events go to the log until the audit log is wired in.
+struct LogKeyEvents;
+
+impl crate::keys::EventSink for LogKeyEvents {
+    fn key_event(&self, e: &crate::keys::KeyEvent) {
+        tracing::info!(target: "warden::audit", action = e.action, kid = %e.kid, purpose = %e.purpose, "key event");
+    }
+}
+
+struct LogTokenEvents;
+
+impl crate::tokens::EventSink for LogTokenEvents {
+    fn token_event(&self, e: &crate::tokens::TokenEvent) {
+        if e.kind == "refresh_reused" {
+            tracing::warn!(target: "warden::audit", kind = e.kind, user_id = %e.user_id, session_id = ?e.session_id, reason = %e.reason, "token event: suspicious");
+        } else {
+            tracing::info!(target: "warden::audit", kind = e.kind, user_id = %e.user_id, session_id = ?e.session_id, reason = %e.reason, count = e.count, "token event");
+        }
+    }
+}
+
+/// Applies due key transitions and prunes ended sessions, every 10 s.
+async fn key_maintenance(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
+    let period = std::time::Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(period) => {
+                let (keys, tokens) = (ctx.keys.clone(), ctx.tokens.clone());
+                let r = tokio::task::spawn_blocking(move || -> Result<(), Error> {
+                    keys.advance()?;
+                    tokens.prune()?;
+                    Ok(())
+                })
+                .await;
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "key maintenance failed"),
+                    Err(e) => tracing::error!(error = %e, "key maintenance task failed"),
+                }
+            }
+        }
+    }
 }
 
 async fn host_id(store: &Store) -> Result<String, crate::store::Error> {
@@ -467,6 +650,18 @@ impl Ctx {
             "connections": {"open": self.metrics.open_connections.get()},
             "central_store": {"configured": false, "connected": false, "lag_seconds": null},
             "audit": crate::api::audit::status_json(&self.audit.status()),
+            "keys": self.keys.list().into_iter().filter(|k| k.state != crate::keys::KeyState::Retired).map(|k| serde_json::json!({
+                "kid": k.kid,
+                "purpose": k.purpose,
+                "alg": k.alg,
+                "state": k.state,
+                "age_days": k.age_days,
+                "rotation_due": k.rotation_due,
+            })).collect::<Vec<_>>(),
+            "kek": match &self.kek_source {
+                KekSource::File(_) => "file",
+                KekSource::Dev(_) => "development",
+            },
         })
     }
 }

@@ -63,6 +63,29 @@ impl Clock for ManualClock {
     }
 }
 
+/// The system clock moved by an adjustable offset, so end-to-end tests can
+/// expire tokens and age keys in the real binary without sleeping. The agent
+/// builds it only in debug builds, in development mode, with
+/// `WARDEN_TEST_CLOCK=1`; release builds never do.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: AtomicI64,
+}
+
+impl OffsetClock {
+    pub fn advance_ms(&self, delta: i64) {
+        self.offset_ms.fetch_add(delta, Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock
+            .now_ms()
+            .saturating_add(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
 /// The system clock as a shared handle.
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)

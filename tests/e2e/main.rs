@@ -12,3 +12,8 @@ mod limits;
 mod ops;
 mod sdk_rust;
 mod systemd;
+mod tokens_flow;
+mod tokens_interop;
+mod tokens_keys;
+mod tokens_support;
+mod tokens_time;

@@ -126,3 +126,48 @@ impl From<crate::audit::Error> for ApiError {
         }
     }
 }
+impl From<crate::tokens::Error> for ApiError {
+    fn from(e: crate::tokens::Error) -> ApiError {
+        use crate::tokens::Error as E;
+        let unauthorized = |code: &'static str, e: &E| {
+            ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+        };
+        match e {
+            E::InvalidInput { field, reason } => {
+                ApiError::bad_request(format!("field `{field}`: {reason}"))
+            }
+            E::UnknownSubject => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_subject", e.to_string())
+            }
+            E::RefreshInvalid => unauthorized("refresh_invalid", &e),
+            E::RefreshExpired => unauthorized("refresh_expired", &e),
+            E::RefreshReused => unauthorized("refresh_reused", &e),
+            E::SessionRevoked => unauthorized("session_revoked", &e),
+            E::TokenInvalid(reason) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_invalid",
+                format!("subject token is not valid: {}", reason.code()),
+            ),
+            E::Keys(k) => ApiError::from(k),
+            E::Store(_) | E::Encode(_) | E::Directory(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::keys::Error> for ApiError {
+    fn from(e: crate::keys::Error) -> ApiError {
+        use crate::keys::Error as E;
+        let (status, code) = match &e {
+            E::BadPurpose(_) | E::BadAlgorithm(_) | E::AlgorithmNotAllowed { .. } => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
+            E::UnknownKey(_) => (StatusCode::NOT_FOUND, "unknown_key"),
+            E::RotationPending { .. } => (StatusCode::CONFLICT, "rotation_pending"),
+            E::NothingToRollBack(_) => (StatusCode::CONFLICT, "nothing_to_roll_back"),
+            E::RetireActive(_) => (StatusCode::CONFLICT, "key_active"),
+            E::NoActiveKey(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_active_key"),
+            _ => return ApiError::internal(e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

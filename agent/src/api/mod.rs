@@ -14,6 +14,7 @@ mod error;
 pub mod json;
 mod ops;
 mod routes;
+mod tokens;
 
 pub use error::ApiError;
 pub use routes::Route;
@@ -161,6 +162,17 @@ impl Api {
             Route::AuditHead => audit::head(ctx, &call).await,
             Route::AuditProof => audit::proof(ctx, &call).await,
             Route::AuditConsistency => audit::consistency(ctx, &call).await,
+            Route::TokensIssue => tokens::issue(ctx, &call).await,
+            Route::TokensRefresh => tokens::refresh(ctx, &call).await,
+            Route::TokensVerify => tokens::verify(ctx, &call).await,
+            Route::TokensTask => tokens::task(ctx, &call).await,
+            Route::SessionsRevoke => tokens::revoke(ctx, &call).await,
+            Route::Jwks => tokens::jwks(ctx, &call).await,
+            Route::AdminKeys => tokens::keys_list(ctx, &call).await,
+            Route::AdminKeysRotate => tokens::keys_rotate(ctx, &call).await,
+            Route::AdminKeysRollback => tokens::keys_rollback(ctx, &call).await,
+            Route::AdminKeysRetire => tokens::keys_retire(ctx, &call).await,
+            Route::AdminTestClock => tokens::test_clock(ctx, &call).await,
         }
     }
 

@@ -17,6 +17,17 @@ pub enum Route {
     AuditHead,
     AuditProof,
     AuditConsistency,
+    TokensIssue,
+    TokensRefresh,
+    TokensVerify,
+    TokensTask,
+    SessionsRevoke,
+    Jwks,
+    AdminKeys,
+    AdminKeysRotate,
+    AdminKeysRollback,
+    AdminKeysRetire,
+    AdminTestClock,
 }
 
 impl Route {
@@ -31,6 +42,17 @@ impl Route {
         Route::AuditHead,
         Route::AuditProof,
         Route::AuditConsistency,
+        Route::TokensIssue,
+        Route::TokensRefresh,
+        Route::TokensVerify,
+        Route::TokensTask,
+        Route::SessionsRevoke,
+        Route::Jwks,
+        Route::AdminKeys,
+        Route::AdminKeysRotate,
+        Route::AdminKeysRollback,
+        Route::AdminKeysRetire,
+        Route::AdminTestClock,
     ];
 
     /// The label used in metrics and logs: the path pattern, never the raw
@@ -46,6 +68,17 @@ impl Route {
             Route::AuditHead => "/v1/audit/head",
             Route::AuditProof => "/v1/audit/proof",
             Route::AuditConsistency => "/v1/audit/consistency",
+            Route::TokensIssue => "/v1/tokens/issue",
+            Route::TokensRefresh => "/v1/tokens/refresh",
+            Route::TokensVerify => "/v1/tokens/verify",
+            Route::TokensTask => "/v1/tokens/task",
+            Route::SessionsRevoke => "/v1/sessions/revoke",
+            Route::Jwks => "/v1/jwks",
+            Route::AdminKeys => "/v1/admin/keys",
+            Route::AdminKeysRotate => "/v1/admin/keys/rotate",
+            Route::AdminKeysRollback => "/v1/admin/keys/rollback",
+            Route::AdminKeysRetire => "/v1/admin/keys/retire",
+            Route::AdminTestClock => "/v1/admin/test/clock",
         }
     }
 
@@ -57,18 +90,41 @@ impl Route {
             | Route::Metrics
             | Route::AuditHead
             | Route::AuditProof
-            | Route::AuditConsistency => Method::GET,
-            Route::AdminReload | Route::AuditEvents => Method::POST,
+            | Route::AuditConsistency
+            | Route::Jwks
+            | Route::AdminKeys => Method::GET,
+            Route::AdminReload
+            | Route::AuditEvents
+            | Route::TokensIssue
+            | Route::TokensRefresh
+            | Route::TokensVerify
+            | Route::TokensTask
+            | Route::SessionsRevoke
+            | Route::AdminKeysRotate
+            | Route::AdminKeysRollback
+            | Route::AdminKeysRetire
+            | Route::AdminTestClock => Method::POST,
         }
     }
 
     pub fn op(self) -> Option<Op> {
         match self {
-            Route::Health | Route::Ready | Route::Metrics => None,
+            // The JWKS holds public keys only; any verifier may fetch it.
+            Route::Health | Route::Ready | Route::Metrics | Route::Jwks => None,
             Route::Status => Some(Op::Status),
-            Route::AdminReload => Some(Op::Admin),
             Route::AuditEvents => Some(Op::AuditWrite),
             Route::AuditHead | Route::AuditProof | Route::AuditConsistency => Some(Op::AuditRead),
+            Route::TokensIssue
+            | Route::TokensRefresh
+            | Route::TokensVerify
+            | Route::TokensTask
+            | Route::SessionsRevoke => Some(Op::Tokens),
+            Route::AdminReload
+            | Route::AdminKeys
+            | Route::AdminKeysRotate
+            | Route::AdminKeysRollback
+            | Route::AdminKeysRetire
+            | Route::AdminTestClock => Some(Op::Admin),
         }
     }
 
@@ -89,6 +145,17 @@ impl Route {
             "/v1/audit/head" => Route::AuditHead,
             "/v1/audit/proof" => Route::AuditProof,
             "/v1/audit/consistency" => Route::AuditConsistency,
+            "/v1/tokens/issue" => Route::TokensIssue,
+            "/v1/tokens/refresh" => Route::TokensRefresh,
+            "/v1/tokens/verify" => Route::TokensVerify,
+            "/v1/tokens/task" => Route::TokensTask,
+            "/v1/sessions/revoke" => Route::SessionsRevoke,
+            "/v1/jwks" => Route::Jwks,
+            "/v1/admin/keys" => Route::AdminKeys,
+            "/v1/admin/keys/rotate" => Route::AdminKeysRotate,
+            "/v1/admin/keys/rollback" => Route::AdminKeysRollback,
+            "/v1/admin/keys/retire" => Route::AdminKeysRetire,
+            "/v1/admin/test/clock" => Route::AdminTestClock,
             _ => return None,
         })
     }

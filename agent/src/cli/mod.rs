@@ -4,6 +4,7 @@
 
 mod audit;
 mod client;
+mod keys;
 mod serve;
 
 pub use client::{AgentClient, ClientError};
@@ -43,6 +44,8 @@ pub enum Command {
     /// Read and verify the local audit log offline (read-only).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// List, rotate, roll back and retire keys (through the running agent).
+    Keys(keys::KeysArgs),
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Config(ConfigCommand::Check { file }) => config_check(&file, &env),
         Command::Audit(cmd) => audit::run(cmd, &env),
+        Command::Keys(args) => keys::run(args, &env),
     }
 }
 

@@ -14,6 +14,9 @@ pub const SOCKET: &str = "WARDEN_SOCKET";
 pub const STATE_DIR: &str = "WARDEN_STATE_DIR";
 /// Overrides `log.level` (a tracing filter such as `info` or `warden=debug`).
 pub const LOG: &str = "WARDEN_LOG";
+/// `1` makes a debug build in development mode run on an adjustable clock
+/// (`POST /v1/admin/test/clock`), for end-to-end expiry tests.
+pub const TEST_CLOCK: &str = "WARDEN_TEST_CLOCK";
 
 /// A snapshot of the environment variables the agent cares about.
 #[derive(Debug, Clone, Default)]

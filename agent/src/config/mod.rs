@@ -14,7 +14,7 @@
 mod env;
 mod problems;
 
-pub use env::Env;
+pub use env::{Env, TEST_CLOCK};
 pub use problems::Problems;
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,8 @@ pub struct Config {
     pub log: crate::telemetry::LogConfig,
     pub callers: crate::caller::Config,
     pub audit: crate::audit::Config,
+    pub keys: crate::keys::Config,
+    pub tokens: crate::tokens::Config,
     /// Where this config was read from; kept so SIGHUP can re-read it.
     #[serde(skip)]
     pub source: Source,
@@ -104,6 +106,8 @@ struct RawConfig {
     log: crate::telemetry::RawLogConfig,
     callers: Vec<crate::caller::RawRule>,
     audit: crate::audit::RawConfig,
+    keys: crate::keys::RawConfig,
+    tokens: crate::tokens::RawConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +188,12 @@ impl Config {
         let audit = raw
             .audit
             .into_config(state_dir.as_deref().unwrap_or_else(|| Path::new(".")), p);
+        let tokens = crate::tokens::Config::from_raw(raw.tokens, p);
+        let default_grace = tokens.as_ref().map_or_else(
+            || crate::tokens::Config::default().key_grace_ms(),
+            |t| t.key_grace_ms(),
+        );
+        let keys = crate::keys::Config::from_raw(raw.keys, default_grace, p);
         Some(Config {
             mode: mode?,
             server: server?,
@@ -191,6 +201,8 @@ impl Config {
             log: log?,
             callers: callers?,
             audit: audit?,
+            keys: keys?,
+            tokens: tokens?,
             source,
         })
     }

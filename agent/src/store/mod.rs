@@ -23,7 +23,12 @@
 
 pub mod audit;
 mod error;
+mod keys;
 mod meta;
+mod sessions;
+
+pub use keys::KeyRow;
+pub use sessions::{RefreshOutcome, SessionRow};
 
 pub use error::Error;
 

@@ -89,8 +89,14 @@ impl Client {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-        self.stream.write_all(head.as_bytes())?;
-        self.stream.write_all(body)?;
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        match self.stream.write_all(&bytes) {
+            // The agent may answer (413, 403) and close before reading the
+            // whole body; its answer is still readable on a Unix socket.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other?,
+        }
         self.read_response()
     }
 
