@@ -104,6 +104,15 @@ fn shutdown_signs_a_checkpoint_that_the_head_reports() {
     assert_eq!(cp["alg"], "EdDSA");
     assert!(cp["kid"].as_str().unwrap().starts_with("audit-"));
     assert!(cp["signed_at"].as_str().unwrap().ends_with('Z'));
+    // Signed with the key ring's active `audit` key.
+    let keys = d.get("/v1/admin/keys").json();
+    let audit_key = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["purpose"] == "audit" && k["state"] == "active")
+        .unwrap_or_else(|| panic!("no active audit key in {keys}"));
+    assert_eq!(audit_key["kid"], cp["kid"]);
     // The published key verifies the log offline.
     let trust = format!(
         "{}={}",

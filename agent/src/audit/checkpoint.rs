@@ -41,50 +41,6 @@ impl RingSigner {
         RingSigner::from_pkcs8(kid, pkcs8.as_ref())
     }
 
-    /// Loads the key at `path`, or creates one there (mode 0600) on first
-    /// start. The kid is derived from the public key, so it changes exactly
-    /// when the key does. Interim home of the checkpoint key until the key
-    /// ring's `audit` key is wired in.
-    pub fn load_or_create(path: &std::path::Path) -> Result<RingSigner, Error> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let pkcs8 = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let rng = SystemRandom::new();
-                let doc = Ed25519KeyPair::generate_pkcs8(&rng)
-                    .map_err(|_| Error::Signing("cannot generate an Ed25519 key".into()))?;
-                // create_new: never overwrite a key another process just wrote.
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .and_then(|mut f| {
-                        f.write_all(doc.as_ref())?;
-                        f.sync_all()
-                    })
-                    .map_err(|e| Error::Signing(format!("cannot write {}: {e}", path.display())))?;
-                doc.as_ref().to_vec()
-            }
-            Err(e) => {
-                return Err(Error::Signing(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
-            }
-        };
-        let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| {
-            Error::Signing(format!(
-                "{} is not an Ed25519 PKCS#8 key: {e}",
-                path.display()
-            ))
-        })?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, pair.public_key().as_ref());
-        let kid = format!("audit-{}", hex::encode(&digest.as_ref()[..8]));
-        Ok(RingSigner { kid, pair })
-    }
-
     /// Loads a PKCS#8 v2 Ed25519 key.
     pub fn from_pkcs8(kid: &str, pkcs8: &[u8]) -> Result<RingSigner, Error> {
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
@@ -146,8 +102,20 @@ pub fn sign(
     signed_at_ms: i64,
 ) -> Result<CheckpointRow, Error> {
     let kid = signer.kid();
+    let public_key = signer.public_key();
     let payload = signing_payload(host, seq, head_hash, merkle_root, signed_at_ms, &kid);
     let signature = signer.sign(&payload)?;
+    // kid, key and signature come from separate calls; a key rotation in
+    // between would store a checkpoint that never verifies. Check it now and
+    // let the next commit retry instead.
+    let valid = UnparsedPublicKey::new(&ED25519, &public_key)
+        .verify(&payload, &signature)
+        .is_ok();
+    if !valid || signer.kid() != kid {
+        return Err(Error::Signing(format!(
+            "checkpoint signature by {kid} does not verify with its public key (key rotated meanwhile?)"
+        )));
+    }
     Ok(CheckpointRow {
         seq,
         head_hash: head_hash.to_vec(),
@@ -155,7 +123,7 @@ pub fn sign(
         frontier,
         signed_at_ms,
         kid,
-        public_key: signer.public_key(),
+        public_key,
         signature,
     })
 }
