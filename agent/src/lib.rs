@@ -7,4 +7,5 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod policy;
 pub mod store;

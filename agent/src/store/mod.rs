@@ -37,9 +37,8 @@ pub const DB_FILE: &str = "warden.db";
 
 static MIGRATIONS_DIR: Dir = include_dir!("$CARGO_MANIFEST_DIR/migrations/sqlite");
 
-static MIGRATIONS: LazyLock<Result<Migrations<'static>, String>> = LazyLock::new(|| {
-    Migrations::from_directory(&MIGRATIONS_DIR).map_err(|e| e.to_string())
-});
+static MIGRATIONS: LazyLock<Result<Migrations<'static>, String>> =
+    LazyLock::new(|| Migrations::from_directory(&MIGRATIONS_DIR).map_err(|e| e.to_string()));
 
 /// Handle to the local database; cheap to clone.
 #[derive(Clone)]
@@ -54,7 +53,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
