@@ -4,13 +4,14 @@
 //! 1. permission exists (`unknown_permission`), action is one of its actions
 //!    (`unknown_action`);
 //! 2. the subject resolves to a user in an org (`unknown_subject`);
-//! 3. the surface is one the permission allows (`surface_denied`);
-//! 4. the resource, when it names an org, is in the subject's org (`cross_org`);
+//! 3. the resource, when it names an org, is in the subject's org
+//!    (`cross_org`; checked before anything report mode may soften);
+//! 4. the surface is one the permission allows (`surface_denied`);
 //! 5. some role of the subject in that org grants the action (`no_grant`) with
 //!    a scope the resource satisfies (`out_of_region` / `not_owner`);
 //! 6. an action that needs MFA step-up has a second factor (`mfa_required`).
 //!
-//! Report mode (per permission, overridable per org) softens steps 3, 5 and 6
+//! Report mode (per permission, overridable per org) softens steps 4, 5 and 6
 //! only: the answer allows with `enforced: false` and the would-be reason.
 //! Unknown names, unresolvable subjects and org boundaries are always
 //! enforced, because report mode exists to tolerate wrong *grants*, not
@@ -400,12 +401,6 @@ impl Snapshot {
                 },
             }
         };
-        if perm.surfaces & req.surface.bit() == 0 {
-            t.step("surface", || {
-                format!("`{}` is not allowed for this permission", req.surface)
-            });
-            return verdict(Reason::SurfaceDenied, None);
-        }
         let res = req.resource.unwrap_or_default();
         if let Some(org) = res.org_id {
             if org != &*self.orgs[who.org as usize].id {
@@ -414,6 +409,12 @@ impl Snapshot {
                 });
                 return deny(Reason::CrossOrg);
             }
+        }
+        if perm.surfaces & req.surface.bit() == 0 {
+            t.step("surface", || {
+                format!("`{}` is not allowed for this permission", req.surface)
+            });
+            return verdict(Reason::SurfaceDenied, None);
         }
         // Best satisfied grant (broadest scope first) and best unsatisfied one.
         let mut best: Option<(usize, Matched)> = None;
