@@ -36,6 +36,16 @@ struct MPerm {
 }
 
 type MGrant = (usize, u8, Scope);
+/// A user's memberships: (org, role names, region).
+type MUser = Vec<(usize, Vec<String>, Option<&'static str>)>;
+/// Owned material of one request.
+type ReqItem = (
+    Option<Principal>,
+    [String; 4],
+    Surface,
+    Option<[Option<String>; 4]>,
+    bool,
+);
 
 #[derive(Debug, Clone, Default)]
 struct MOrg {
@@ -51,7 +61,7 @@ struct Model {
     roles: Vec<Vec<MGrant>>,
     orgs: Vec<MOrg>,
     /// Per user: (org, role names, region).
-    users: Vec<Vec<(usize, Vec<String>, Option<&'static str>)>>,
+    users: Vec<MUser>,
 }
 
 const REGIONS: [&str; 2] = ["n", "s"];
@@ -392,13 +402,7 @@ impl Model {
 
 /// Owned request material the generated `Request`s borrow from.
 struct Reqs {
-    items: Vec<(
-        Option<Principal>,
-        [String; 4],
-        Surface,
-        Option<[Option<String>; 4]>,
-        bool,
-    )>,
+    items: Vec<ReqItem>,
 }
 
 fn gen_requests(m: &Model, seed: u64, n: usize) -> Reqs {
