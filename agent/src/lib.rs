@@ -6,6 +6,17 @@
 //! agent in-process; see `ARCHITECTURE.md` for the map.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod api;
+pub mod caller;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod policy;
+pub mod random;
+pub mod server;
+pub mod shutdown;
 pub mod store;
+pub mod telemetry;
+
+pub use agent::run;

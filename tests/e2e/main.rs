@@ -1,1 +1,10 @@
-//! End-to-end tests.
+//! End-to-end tests: each starts the real `warden` binary on a temporary
+//! socket and state directory (see `support`) and talks to it as the ERP does.
+
+mod support;
+
+mod acl;
+mod lifecycle;
+mod limits;
+mod ops;
+mod sdk_rust;

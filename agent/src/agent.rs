@@ -1,0 +1,362 @@
+//! Assembles the agent: opens the store, builds every capability into one
+//! shared [`Ctx`], and runs the long-running tasks until shutdown.
+//!
+//! Every long-running task is started here and only here, each with a clone
+//! of the one [`Shutdown`] handle:
+//! - `server`: the socket accept loop and its connections;
+//! - `signals`: SIGTERM/SIGINT trigger shutdown, SIGHUP reloads;
+//! - `watchdog`: systemd watchdog pings, sent only while the store answers.
+
+use crate::api::Api;
+use crate::caller::{Acl, Op, Peer};
+use crate::clock::{self, SharedClock};
+use crate::config::{Config, Env};
+use crate::server::BoundSocket;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use crate::telemetry::{LogHandle, Metrics};
+use arc_swap::ArcSwap;
+use hyper::header::HeaderValue;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+/// Why the agent could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Caller(#[from] crate::caller::Error),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// The caller ACL currently in force and its generation (bumped on reload so
+/// per-connection caches notice).
+#[derive(Debug)]
+pub struct AclState {
+    pub generation: u64,
+    pub acl: Acl,
+}
+
+/// Everything the API layer may call, shared by all connections.
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub clock: SharedClock,
+    /// This host's name, recorded in audit events and status.
+    pub host: String,
+    /// Stable random id of this installation (survives restarts).
+    pub host_id: String,
+    pub started: Instant,
+    pub started_at_ms: i64,
+    env: Env,
+    log: LogHandle,
+    acl: ArcSwap<AclState>,
+    acl_generation: AtomicU64,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    pub trigger: &'static str,
+    pub config: ReloadOutcome,
+}
+
+/// Outcome of reloading one part.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// Applied; `restart_needed` lists changed options that only apply at start.
+    Applied { restart_needed: Vec<&'static str> },
+    /// Rejected; the previous version stays in force.
+    Rejected { error: String },
+}
+
+impl Ctx {
+    /// The caller ACL in force.
+    pub fn acl(&self) -> arc_swap::Guard<Arc<AclState>> {
+        self.acl.load()
+    }
+
+    /// Value of `x-warden-policy-version` on every response.
+    pub fn policy_version_header(&self) -> HeaderValue {
+        HeaderValue::from_static("none")
+    }
+
+    /// Records a caller refused by the ACL.
+    pub fn caller_denied(&self, peer: Peer, op: Op, route: &'static str) {
+        self.metrics
+            .caller_denied
+            .with_label_values(&[op.name()])
+            .inc();
+        tracing::warn!(
+            uid = peer.uid,
+            gid = peer.gid,
+            pid = peer.pid,
+            op = op.name(),
+            route,
+            "caller not allowed"
+        );
+    }
+
+    /// Re-reads what can change live: the config file's log level and caller
+    /// ACL. A config that no longer validates is rejected as a whole.
+    pub async fn reload(&self, trigger: &'static str) -> ReloadReport {
+        let outcome = self.reload_config();
+        let label = match &outcome {
+            ReloadOutcome::Applied { .. } => "applied",
+            ReloadOutcome::Rejected { .. } => "rejected",
+        };
+        self.metrics
+            .reloads
+            .with_label_values(&["config", label])
+            .inc();
+        match &outcome {
+            ReloadOutcome::Applied { restart_needed } if !restart_needed.is_empty() => {
+                tracing::warn!(
+                    trigger,
+                    ?restart_needed,
+                    "config reloaded; some changes need a restart"
+                )
+            }
+            ReloadOutcome::Applied { .. } => tracing::info!(trigger, "config reloaded"),
+            ReloadOutcome::Rejected { error } => {
+                tracing::error!(trigger, %error, "config reload rejected; keeping the running config")
+            }
+        }
+        ReloadReport {
+            trigger,
+            config: outcome,
+        }
+    }
+
+    fn reload_config(&self) -> ReloadOutcome {
+        let fresh = match Config::load(&self.config.source, &self.env) {
+            Ok(c) => c,
+            Err(e) => {
+                return ReloadOutcome::Rejected {
+                    error: e.to_string(),
+                }
+            }
+        };
+        let acl = match fresh.callers.resolve() {
+            Ok(acl) => acl,
+            Err(e) => {
+                return ReloadOutcome::Rejected {
+                    error: e.to_string(),
+                }
+            }
+        };
+        let generation = self.acl_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.acl.store(Arc::new(AclState { generation, acl }));
+        self.log.set_level(&fresh.log.level);
+        let mut restart_needed = Vec::new();
+        let old = &self.config;
+        if fresh.server.socket != old.server.socket
+            || fresh.server.socket_mode != old.server.socket_mode
+            || fresh.server.socket_group != old.server.socket_group
+        {
+            restart_needed.push("server.socket");
+        }
+        if fresh.state.dir != old.state.dir {
+            restart_needed.push("state.dir");
+        }
+        if fresh.log.format != old.log.format {
+            restart_needed.push("log.format");
+        }
+        ReloadOutcome::Applied { restart_needed }
+    }
+}
+
+/// Runs the agent on an already bound socket until `shutdown` fires.
+///
+/// The caller binds the socket first so a second instance is refused before
+/// anything touches the state directory.
+pub async fn run(
+    config: Config,
+    bound: BoundSocket,
+    shutdown: Shutdown,
+    log: LogHandle,
+    env: Env,
+) -> Result<(), Error> {
+    let BoundSocket { listener, path } = bound;
+    let result = run_inner(config, listener, shutdown, log, env).await;
+    crate::server::remove_socket_file(&path);
+    result
+}
+
+async fn run_inner(
+    config: Config,
+    listener: tokio::net::UnixListener,
+    shutdown: Shutdown,
+    log: LogHandle,
+    env: Env,
+) -> Result<(), Error> {
+    let state_dir = config.state.dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir))
+        .await
+        .map_err(|e| crate::store::Error::Task(e.to_string()))??;
+    let host_id = host_id(&store).await?;
+    let acl = config.callers.resolve()?;
+    let metrics = Metrics::new()?;
+    let clock = clock::system();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_string());
+    let ctx = Arc::new(Ctx {
+        config: Arc::new(config),
+        store,
+        metrics,
+        started_at_ms: clock.now_ms(),
+        clock,
+        host,
+        host_id,
+        started: Instant::now(),
+        env,
+        log,
+        acl: ArcSwap::from_pointee(AclState { generation: 1, acl }),
+        acl_generation: AtomicU64::new(1),
+    });
+    let api = Arc::new(Api::new(ctx.clone()));
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(signals(ctx.clone(), shutdown.clone()));
+    tasks.spawn(watchdog(ctx.clone(), shutdown.clone()));
+
+    tracing::info!(
+        socket = %ctx.config.server.socket.display(),
+        state_dir = %ctx.config.state.dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "warden agent ready"
+    );
+    notify(&[sd_notify::NotifyState::Ready]);
+    let drained = crate::server::serve(listener, api, shutdown.clone()).await;
+    notify(&[sd_notify::NotifyState::Stopping]);
+    shutdown.trigger();
+    while tasks.join_next().await.is_some() {}
+
+    let store = ctx.store.clone();
+    if let Err(e) = store.run(|s| s.checkpoint()).await {
+        tracing::warn!(error = %e, "cannot checkpoint the store at shutdown");
+    }
+    tracing::info!(drained, "warden agent stopped");
+    Ok(())
+}
+
+async fn host_id(store: &Store) -> Result<String, crate::store::Error> {
+    store
+        .run(|s| {
+            if let Some(id) = s.meta("host_id")? {
+                return Ok(id);
+            }
+            let bytes = crate::random::bytes::<16>()
+                .map_err(|e| crate::store::Error::Invalid(e.to_string()))?;
+            let id = hex::encode(bytes);
+            s.set_meta("host_id", &id)?;
+            Ok(id)
+        })
+        .await
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this is a no-op.
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            () = stop.wait() => return,
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received; shutting down");
+                shutdown.trigger();
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT received; shutting down");
+                shutdown.trigger();
+            }
+            _ = hup.recv() => {
+                notify(&[sd_notify::NotifyState::Reloading]);
+                ctx.reload("sighup").await;
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+}
+
+async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
+    let mut usec = 0u64;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let period = std::time::Duration::from_micros(usec / 2);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(period) => {
+                // Only claim liveness if the store still answers: a wedged
+                // database should get us restarted.
+                let alive = ctx
+                    .store
+                    .run(|s| Ok(s.conn().query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+                    .await
+                    .is_ok();
+                if alive {
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                } else {
+                    tracing::error!("store did not answer; withholding watchdog ping");
+                }
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// `None` when the agent can answer checks; otherwise why not.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        None
+    }
+
+    /// The `/v1/status` document. Each capability contributes its section.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "mode": self.config.mode,
+            "host": self.host,
+            "host_id": self.host_id,
+            "pid": std::process::id(),
+            "started_at": clock::rfc3339(self.started_at_ms),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "socket": self.config.server.socket,
+            "state_dir": self.config.state.dir,
+            "connections": {"open": self.metrics.open_connections.get()},
+            "central_store": {"configured": false, "connected": false, "lag_seconds": null},
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! Every error the socket answers with, as one status and one stable
+//! `snake_case` code. Domain errors map here in exactly one place each
+//! (`impl From<capability::Error> for ApiError`), so codes never drift and
+//! internals never leak into messages.
+
+use super::json;
+use super::Response;
+use hyper::StatusCode;
+
+/// An error answer: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn method_not_allowed(allowed: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this path accepts {allowed} only"),
+        )
+    }
+
+    pub fn caller_not_allowed(op: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "caller_not_allowed",
+            format!("the calling OS user is not allowed operation class {op:?}"),
+        )
+    }
+
+    pub fn payload_too_large(limit: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds {limit} bytes"),
+        )
+    }
+
+    pub fn request_timeout() -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "request body was not received in time",
+        )
+    }
+
+    pub fn unsupported_media_type() -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "request body must be JSON (content-type: application/json)",
+        )
+    }
+
+    pub fn not_ready(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
+    }
+
+    /// A failure on our side. The message stays generic; the detail goes to
+    /// the log with the request id.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %detail, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the agent log",
+        )
+    }
+
+    pub fn into_response(self) -> Response {
+        json::response(
+            self.status,
+            &serde_json::json!({"error": {"code": self.code, "message": self.message}}),
+        )
+    }
+}
+
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> ApiError {
+        ApiError::internal(e)
+    }
+}

@@ -1,0 +1,71 @@
+//! The route table: path and method to handler, with the operation class the
+//! caller ACL requires. `None` means open to anyone who can open the socket
+//! (health, readiness, metrics; see API.md).
+
+use crate::caller::Op;
+use hyper::Method;
+
+/// Every endpoint the agent serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Ready,
+    Status,
+    Metrics,
+    AdminReload,
+}
+
+impl Route {
+    /// All routes, indexed by `as usize`; used to pre-resolve metrics.
+    pub const ALL: &'static [Route] = &[
+        Route::Health,
+        Route::Ready,
+        Route::Status,
+        Route::Metrics,
+        Route::AdminReload,
+    ];
+
+    /// The label used in metrics and logs: the path pattern, never the raw
+    /// path, so label cardinality stays bounded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Health => "/v1/health",
+            Route::Ready => "/v1/ready",
+            Route::Status => "/v1/status",
+            Route::Metrics => "/metrics",
+            Route::AdminReload => "/v1/admin/reload",
+        }
+    }
+
+    pub fn method(self) -> Method {
+        match self {
+            Route::Health | Route::Ready | Route::Status | Route::Metrics => Method::GET,
+            Route::AdminReload => Method::POST,
+        }
+    }
+
+    pub fn op(self) -> Option<Op> {
+        match self {
+            Route::Health | Route::Ready | Route::Metrics => None,
+            Route::Status => Some(Op::Status),
+            Route::AdminReload => Some(Op::Admin),
+        }
+    }
+
+    /// Whether the handler reads a request body.
+    pub fn has_body(self) -> bool {
+        self.method() == Method::POST
+    }
+
+    /// Finds the route for a path, ignoring the method.
+    pub fn find(path: &str) -> Option<Route> {
+        Some(match path {
+            "/v1/health" => Route::Health,
+            "/v1/ready" => Route::Ready,
+            "/v1/status" => Route::Status,
+            "/metrics" => Route::Metrics,
+            "/v1/admin/reload" => Route::AdminReload,
+            _ => return None,
+        })
+    }
+}
