@@ -14,6 +14,7 @@ use crate::config::{Config, Env};
 use crate::server::BoundSocket;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::sync::PolicySource;
 use crate::telemetry::{LogHandle, Metrics};
 use arc_swap::ArcSwap;
 use hyper::header::HeaderValue;
@@ -32,6 +33,8 @@ pub enum Error {
     Caller(#[from] crate::caller::Error),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Policy(#[from] crate::sync::Error),
 }
 
 /// The caller ACL currently in force and its generation (bumped on reload so
@@ -54,6 +57,8 @@ pub struct Ctx {
     pub host_id: String,
     pub started: Instant,
     pub started_at_ms: i64,
+    /// The live permission registry (snapshot, status, reload).
+    pub policy: Arc<PolicySource>,
     env: Env,
     log: LogHandle,
     acl: ArcSwap<AclState>,
@@ -73,6 +78,7 @@ impl std::fmt::Debug for Ctx {
 pub struct ReloadReport {
     pub trigger: &'static str,
     pub config: ReloadOutcome,
+    pub policy: crate::sync::Reload,
 }
 
 /// Outcome of reloading one part.
@@ -93,7 +99,11 @@ impl Ctx {
 
     /// Value of `x-warden-policy-version` on every response.
     pub fn policy_version_header(&self) -> HeaderValue {
-        HeaderValue::from_static("none")
+        match self.policy.snapshot() {
+            Some(s) => HeaderValue::from_str(s.version())
+                .unwrap_or_else(|_| HeaderValue::from_static("none")),
+            None => HeaderValue::from_static("none"),
+        }
     }
 
     /// Records a caller refused by the ACL.
@@ -113,8 +123,16 @@ impl Ctx {
     }
 
     /// Re-reads what can change live: the config file's log level and caller
-    /// ACL. A config that no longer validates is rejected as a whole.
+    /// ACL (a config that no longer validates is rejected as a whole), and the
+    /// policy directory (an invalid policy keeps the serving snapshot).
     pub async fn reload(&self, trigger: &'static str) -> ReloadReport {
+        let policy = self.policy.clone();
+        let policy = tokio::task::spawn_blocking(move || policy.reload_now(trigger))
+            .await
+            .unwrap_or_else(|e| crate::sync::Reload::Rejected {
+                error: format!("policy reload task failed: {e}"),
+                version: self.policy.snapshot().map(|s| s.version().to_string()),
+            });
         let outcome = self.reload_config();
         let label = match &outcome {
             ReloadOutcome::Applied { .. } => "applied",
@@ -140,6 +158,7 @@ impl Ctx {
         ReloadReport {
             trigger,
             config: outcome,
+            policy,
         }
     }
 
@@ -213,6 +232,19 @@ async fn run_inner(
     let acl = config.callers.resolve()?;
     let metrics = Metrics::new()?;
     let clock = clock::system();
+    let policy_metrics = crate::sync::Metrics::new(metrics.registry(), metrics.reloads.clone())?;
+    let policy = {
+        let (config, store, clock) = (config.policy.clone(), store.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || {
+            PolicySource::open(config, store, clock, policy_metrics)
+        })
+        .await
+        .map_err(|e| crate::store::Error::Task(e.to_string()))?
+    };
+    if let Err(e) = policy.watch() {
+        // Not fatal: SIGHUP and /v1/admin/reload still reload.
+        tracing::warn!(error = %e, "policy directory is not watched; reload with SIGHUP");
+    }
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -226,6 +258,7 @@ async fn run_inner(
         host,
         host_id,
         started: Instant::now(),
+        policy,
         env,
         log,
         acl: ArcSwap::from_pointee(AclState { generation: 1, acl }),
@@ -248,6 +281,7 @@ async fn run_inner(
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.trigger();
     while tasks.join_next().await.is_some() {}
+    ctx.policy.stop_watching();
 
     let store = ctx.store.clone();
     if let Err(e) = store.run(|s| s.checkpoint()).await {
@@ -340,7 +374,14 @@ async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
 impl Ctx {
     /// `None` when the agent can answer checks; otherwise why not.
     pub fn not_ready_reason(&self) -> Option<String> {
-        None
+        if self.policy.snapshot().is_some() {
+            return None;
+        }
+        let status = self.policy.status();
+        Some(format!(
+            "no policy snapshot loaded (files unusable, no cache): {}",
+            status.last_error.as_deref().unwrap_or("not loaded yet")
+        ))
     }
 
     /// The `/v1/status` document. Each capability contributes its section.
@@ -357,6 +398,7 @@ impl Ctx {
             "state_dir": self.config.state.dir,
             "connections": {"open": self.metrics.open_connections.get()},
             "central_store": {"configured": false, "connected": false, "lag_seconds": null},
+            "policy": self.policy.status(),
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod random;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 pub use agent::run;

@@ -9,6 +9,7 @@
 //! the handler file for that capability (`ops.rs`, ...), and stamps the
 //! common headers on whatever comes back.
 
+mod check;
 mod error;
 pub mod json;
 mod ops;
@@ -159,6 +160,9 @@ impl Api {
             Route::Status => ops::status(ctx, &call).await,
             Route::Metrics => ops::metrics(ctx, &call).await,
             Route::AdminReload => ops::reload(ctx, &call).await,
+            Route::Check => check::check(ctx, &call).await,
+            Route::CheckBatch => check::batch(ctx, &call).await,
+            Route::Permissions => check::permissions(ctx, &call).await,
         }
     }
 

@@ -13,6 +13,9 @@ pub enum Route {
     Status,
     Metrics,
     AdminReload,
+    Check,
+    CheckBatch,
+    Permissions,
 }
 
 impl Route {
@@ -23,6 +26,9 @@ impl Route {
         Route::Status,
         Route::Metrics,
         Route::AdminReload,
+        Route::Check,
+        Route::CheckBatch,
+        Route::Permissions,
     ];
 
     /// The label used in metrics and logs: the path pattern, never the raw
@@ -34,13 +40,18 @@ impl Route {
             Route::Status => "/v1/status",
             Route::Metrics => "/metrics",
             Route::AdminReload => "/v1/admin/reload",
+            Route::Check => "/v1/check",
+            Route::CheckBatch => "/v1/check/batch",
+            Route::Permissions => "/v1/permissions",
         }
     }
 
     pub fn method(self) -> Method {
         match self {
-            Route::Health | Route::Ready | Route::Status | Route::Metrics => Method::GET,
-            Route::AdminReload => Method::POST,
+            Route::Health | Route::Ready | Route::Status | Route::Metrics | Route::Permissions => {
+                Method::GET
+            }
+            Route::AdminReload | Route::Check | Route::CheckBatch => Method::POST,
         }
     }
 
@@ -49,6 +60,7 @@ impl Route {
             Route::Health | Route::Ready | Route::Metrics => None,
             Route::Status => Some(Op::Status),
             Route::AdminReload => Some(Op::Admin),
+            Route::Check | Route::CheckBatch | Route::Permissions => Some(Op::Check),
         }
     }
 
@@ -65,6 +77,9 @@ impl Route {
             "/v1/status" => Route::Status,
             "/metrics" => Route::Metrics,
             "/v1/admin/reload" => Route::AdminReload,
+            "/v1/check" => Route::Check,
+            "/v1/check/batch" => Route::CheckBatch,
+            "/v1/permissions" => Route::Permissions,
             _ => return None,
         })
     }

@@ -3,6 +3,7 @@
 //! sees exactly what the ERP sees and is subject to the same caller ACL.
 
 mod client;
+mod policy;
 mod serve;
 
 pub use client::{AgentClient, ClientError};
@@ -39,6 +40,11 @@ pub enum Command {
     /// Work with config files offline.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Ask the running agent for a permission decision (exit 0 allow, 1 deny).
+    Check(policy::CheckArgs),
+    /// Validate, test and diff policy directories offline.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +96,8 @@ pub fn run(cli: Cli) -> ExitCode {
             })
         }
         Command::Config(ConfigCommand::Check { file }) => config_check(&file, &env),
+        Command::Check(args) => policy::check(args, &env),
+        Command::Policy(cmd) => policy::run(cmd),
     }
 }
 

@@ -83,6 +83,7 @@ pub struct Config {
     pub state: StateConfig,
     pub log: crate::telemetry::LogConfig,
     pub callers: crate::caller::Config,
+    pub policy: crate::sync::Config,
     /// Where this config was read from; kept so SIGHUP can re-read it.
     #[serde(skip)]
     pub source: Source,
@@ -102,6 +103,7 @@ struct RawConfig {
     state: RawState,
     log: crate::telemetry::RawLogConfig,
     callers: Vec<crate::caller::RawRule>,
+    policy: crate::sync::RawConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,12 +181,14 @@ impl Config {
         let server = crate::server::Config::from_raw(server_raw, p);
         let log = crate::telemetry::LogConfig::from_raw(log_raw, p);
         let callers = crate::caller::Config::from_raw(raw.callers, p);
+        let policy = crate::sync::Config::from_raw(raw.policy, p);
         Some(Config {
             mode: mode?,
             server: server?,
             state: StateConfig { dir: state_dir? },
             log: log?,
             callers: callers?,
+            policy: policy?,
             source,
         })
     }

@@ -213,6 +213,12 @@ impl Snapshot {
         )
     }
 
+    /// Whether a CLI identity is mapped by this uid (the API then skips the
+    /// user-database lookup of the peer's name).
+    pub fn knows_cli_uid(&self, uid: u32) -> bool {
+        self.cli_uids.contains_key(&uid)
+    }
+
     /// The user's region in `org`, if the directory sets one.
     pub fn region_of(&self, user: &str, org: &str) -> Option<&str> {
         self.membership(user, org)?.region.as_deref()

@@ -23,8 +23,10 @@
 
 mod error;
 mod meta;
+mod policy;
 
 pub use error::Error;
+pub use policy::CachedPolicy;
 
 use include_dir::{include_dir, Dir};
 use rusqlite::{Connection, OpenFlags};
