@@ -7,4 +7,7 @@ mod acl;
 mod lifecycle;
 mod limits;
 mod ops;
+mod policy_check;
+mod policy_cli;
+mod policy_reload;
 mod sdk_rust;
