@@ -170,7 +170,7 @@ fn print_answer(a: &serde_json::Value) {
 }
 
 fn load_or_report(dir: &Path) -> Result<(Snapshot, Vec<policy::SourceFile>), ExitCode> {
-    load_dir(dir).map_err(|e| {
+    load_dir(dir).map(|l| (l.snapshot, l.cases)).map_err(|e| {
         match &e {
             crate::sync::Error::Policy { source, .. } => {
                 for p in source.problems() {

@@ -9,7 +9,7 @@ use super::decide::{Principal, Reason, Request, Resource, Subject};
 use super::error::{Error, Problem};
 use super::model::{SourceFile, Surface};
 use serde::Deserialize;
-use toml::Spanned;
+use toml1::Spanned;
 
 /// An owned subject (from a case file or a request body).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +211,7 @@ pub fn parse_cases(files: &[SourceFile]) -> Result<Vec<Case>, Error> {
     let mut out = Vec::new();
     for f in files {
         let line = |off: usize| f.text[..off.min(f.text.len())].matches('\n').count() + 1;
-        let raw: RawFile = match toml::from_str(&f.text) {
+        let raw: RawFile = match toml1::from_str(&f.text) {
             Ok(r) => r,
             Err(e) => {
                 problems.push(Problem {

@@ -59,8 +59,42 @@ pub(crate) struct User {
 
 pub(crate) struct Membership {
     pub org: u32,
-    pub roles: Box<[u32]>,
-    pub region: Option<Box<str>>,
+    /// Interned region ([`NO_REGION`] when the user has none in this org).
+    pub region: u32,
+    pub roles: RoleSet,
+}
+
+pub(crate) const NO_REGION: u32 = u32::MAX;
+
+/// A membership's role ids, inline for the common case (up to three roles)
+/// so a decision does not chase one more pointer into a cold cache line.
+pub(crate) enum RoleSet {
+    Inline(u8, [u32; 3]),
+    Heap(Box<[u32]>),
+}
+
+impl RoleSet {
+    fn from_vec(v: Vec<u32>) -> RoleSet {
+        if v.len() <= 3 {
+            let mut ids = [0u32; 3];
+            ids[..v.len()].copy_from_slice(&v);
+            RoleSet::Inline(v.len() as u8, ids)
+        } else {
+            RoleSet::Heap(v.into_boxed_slice())
+        }
+    }
+}
+
+impl std::ops::Deref for RoleSet {
+    type Target = [u32];
+
+    #[inline]
+    fn deref(&self) -> &[u32] {
+        match self {
+            RoleSet::Inline(n, ids) => &ids[..usize::from(*n)],
+            RoleSet::Heap(ids) => ids,
+        }
+    }
 }
 
 /// A bot account or CLI identity resolved to one user in one org.
@@ -97,7 +131,7 @@ pub struct Snapshot {
     pub(crate) bots: FxMap<Box<str>, FxMap<Box<str>, Link>>,
     pub(crate) cli_names: FxMap<Box<str>, Link>,
     pub(crate) cli_uids: FxMap<u32, Link>,
-    pub(crate) files: Vec<SourceFile>,
+    pub(crate) regions: Vec<Box<str>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -135,11 +169,6 @@ impl Snapshot {
     /// Content hash of the registry source: hex SHA-256.
     pub fn version(&self) -> &str {
         &self.version
-    }
-
-    /// The registry source this snapshot was compiled from (for the cache).
-    pub fn source(&self) -> &[SourceFile] {
-        &self.files
     }
 
     /// The configured lockout warning threshold (share of an org's users).
@@ -221,7 +250,7 @@ impl Snapshot {
 
     /// The user's region in `org`, if the directory sets one.
     pub fn region_of(&self, user: &str, org: &str) -> Option<&str> {
-        self.membership(user, org)?.region.as_deref()
+        self.region_name(self.membership(user, org)?.region)
     }
 
     /// Orgs `user` belongs to.
@@ -243,6 +272,11 @@ impl Snapshot {
             .memberships
             .iter()
             .find(|m| m.org == o)
+    }
+
+    #[inline]
+    pub(crate) fn region_name(&self, region: u32) -> Option<&str> {
+        self.regions.get(region as usize).map(|r| &**r)
     }
 
     /// Effective grant cell of (org, role, permission) and where it came from.
@@ -334,8 +368,7 @@ fn content_hash(files: &[SourceFile]) -> String {
 }
 
 /// Validates `registry` (every problem at once) and compiles it.
-/// `files` is the source it was parsed from (hashed into the version and kept
-/// for the local cache).
+/// `files` is the source it was parsed from (hashed into the version).
 pub(crate) fn compile(registry: &Registry, files: &[SourceFile]) -> Result<Snapshot, Error> {
     Compiler::new(registry).run(files)
 }
@@ -366,7 +399,7 @@ impl<'r> Compiler<'r> {
         &mut self,
         fi: usize,
         what: &str,
-        perm: &toml::Spanned<String>,
+        perm: &toml1::Spanned<String>,
         actions: &[Action],
     ) -> Option<(u32, u8)> {
         let Some(&p) = self.perm_ix.get(perm.get_ref().as_str()) else {
@@ -797,6 +830,8 @@ impl<'r> Compiler<'r> {
         }
 
         // Directory: users.
+        let mut regions: Vec<Box<str>> = Vec::new();
+        let mut region_ix: FxMap<Box<str>, u32> = FxMap::default();
         let mut users: Vec<User> = Vec::new();
         let mut user_ix: FxMap<Box<str>, u32> = FxMap::default();
         for (fi, f) in reg.files.iter().enumerate() {
@@ -851,10 +886,17 @@ impl<'r> Compiler<'r> {
                             ),
                         }
                     }
+                    let region = match m.region.as_deref() {
+                        None => NO_REGION,
+                        Some(r) => *region_ix.entry(r.into()).or_insert_with(|| {
+                            regions.push(r.into());
+                            (regions.len() - 1) as u32
+                        }),
+                    };
                     memberships.push(Membership {
                         org: o,
-                        roles: rs.into_boxed_slice(),
-                        region: m.region.as_deref().map(Into::into),
+                        region,
+                        roles: RoleSet::from_vec(rs),
                     });
                 }
                 let ix = users.len() as u32;
@@ -877,8 +919,8 @@ impl<'r> Compiler<'r> {
         let link = |ck: &mut Check,
                     fi: usize,
                     what: &str,
-                    user: &toml::Spanned<String>,
-                    org: Option<&toml::Spanned<String>>|
+                    user: &toml1::Spanned<String>,
+                    org: Option<&toml1::Spanned<String>>|
          -> Option<Link> {
             let Some(&u) = user_ix.get(user.get_ref().as_str()) else {
                 ck.at(
@@ -997,7 +1039,7 @@ impl<'r> Compiler<'r> {
             bots,
             cli_names,
             cli_uids,
-            files: files.to_vec(),
+            regions,
         })
     }
 }

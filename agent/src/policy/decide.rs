@@ -276,7 +276,7 @@ impl Snapshot {
                     user_id: &u.id,
                     org: o,
                     roles: Roles::Ids(&m.roles),
-                    region: m.region.as_deref(),
+                    region: self.region_name(m.region),
                     mfa,
                 })
             }
@@ -303,7 +303,7 @@ impl Snapshot {
                             .iter()
                             .find(|m| m.org == o)
                     })
-                    .and_then(|m| m.region.as_deref());
+                    .and_then(|m| self.region_name(m.region));
                 Some(Who {
                     user_id: &p.user_id,
                     org: o,
@@ -322,7 +322,7 @@ impl Snapshot {
             user_id: &u.id,
             org: m.org,
             roles: Roles::Ids(&m.roles),
-            region: m.region.as_deref(),
+            region: self.region_name(m.region),
             mfa,
         })
     }

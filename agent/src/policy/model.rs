@@ -9,7 +9,7 @@
 use super::error::{Error, Problem};
 use serde::Deserialize;
 use std::fmt;
-use toml::Spanned;
+use toml1::Spanned;
 
 /// One registry file as read from disk (or from the local cache).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -279,7 +279,7 @@ pub(crate) fn parse(files: &[SourceFile]) -> Result<Registry, Error> {
     let mut problems = Vec::new();
     for f in files {
         let starts = line_starts(&f.text);
-        match toml::from_str::<RawFile>(&f.text) {
+        match toml1::from_str::<RawFile>(&f.text) {
             Ok(raw) => parsed.push(ParsedFile {
                 name: f.name.clone(),
                 line_starts: starts,

@@ -199,8 +199,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A compiled policy directory.
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    /// The registry source (what the cache stores).
+    pub registry: Vec<SourceFile>,
+    /// Policy test case files (`tests/`).
+    pub cases: Vec<SourceFile>,
+}
+
 /// Reads and compiles a policy directory (offline tools use this too).
-pub fn load_dir(dir: &Path) -> Result<(Snapshot, Vec<SourceFile>), Error> {
+pub fn load_dir(dir: &Path) -> Result<Loaded, Error> {
     let contents = files::read_dir(dir).map_err(|e| Error::Read {
         dir: dir.to_path_buf(),
         source: e,
@@ -209,7 +218,11 @@ pub fn load_dir(dir: &Path) -> Result<(Snapshot, Vec<SourceFile>), Error> {
         dir: dir.to_path_buf(),
         source: e,
     })?;
-    Ok((snapshot, contents.cases))
+    Ok(Loaded {
+        snapshot,
+        registry: contents.registry,
+        cases: contents.cases,
+    })
 }
 
 impl PolicySource {
@@ -323,7 +336,7 @@ impl PolicySource {
         let _serial = lock(&self.reload_lock);
         let now = self.clock.now_ms();
         let outcome = match load_dir(&self.config.dir) {
-            Ok((snapshot, _)) => self.publish(snapshot, trigger, now),
+            Ok(loaded) => self.publish(loaded.snapshot, &loaded.registry, trigger, now),
             Err(e) => {
                 let error = e.to_string();
                 let version = self.snapshot().map(|s| s.version().to_string());
@@ -348,7 +361,13 @@ impl PolicySource {
         outcome
     }
 
-    fn publish(&self, snapshot: Snapshot, trigger: &'static str, now: i64) -> Reload {
+    fn publish(
+        &self,
+        snapshot: Snapshot,
+        source: &[SourceFile],
+        trigger: &'static str,
+        now: i64,
+    ) -> Reload {
         let old = self.snapshot();
         let from_cache = lock(&self.state).origin == Some(Origin::Cache);
         {
@@ -402,10 +421,7 @@ impl PolicySource {
                 hook(old, &snapshot);
             }
         }
-        if let Err(e) = self
-            .store
-            .save_policy(snapshot.version(), snapshot.source(), now)
-        {
+        if let Err(e) = self.store.save_policy(snapshot.version(), source, now) {
             tracing::error!(error = %e, "cannot cache the policy snapshot; it serves, but a restart with broken files will not find it");
         }
         Reload::Applied {
