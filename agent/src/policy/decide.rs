@@ -269,11 +269,11 @@ impl Snapshot {
                 org_id,
                 mfa,
             } => {
-                let u = &self.users[*self.user_ix.get(user_id)? as usize];
+                let slot = *self.user_ix.get(user_id)?;
                 let o = *self.org_ix.get(org_id)?;
-                let m = u.memberships.iter().find(|m| m.org == o)?;
+                let m = self.slot_ms(slot).iter().find(|m| m.org == o)?;
                 Some(Who {
-                    user_id: &u.id,
+                    user_id,
                     org: o,
                     roles: Roles::Ids(&m.roles),
                     region: self.region_name(m.region),
@@ -297,12 +297,7 @@ impl Snapshot {
                 let region = self
                     .user_ix
                     .get(p.user_id.as_str())
-                    .and_then(|&u| {
-                        self.users[u as usize]
-                            .memberships
-                            .iter()
-                            .find(|m| m.org == o)
-                    })
+                    .and_then(|&slot| self.slot_ms(slot).iter().find(|m| m.org == o))
                     .and_then(|m| self.region_name(m.region));
                 Some(Who {
                     user_id: &p.user_id,
@@ -317,7 +312,7 @@ impl Snapshot {
 
     fn linked(&self, l: super::compile::Link, mfa: bool) -> Option<Who<'_>> {
         let u = self.users.get(l.user as usize)?;
-        let m = u.memberships.get(l.membership as usize)?;
+        let m = self.user_ms(l.user).get(l.membership as usize)?;
         Some(Who {
             user_id: &u.id,
             org: m.org,

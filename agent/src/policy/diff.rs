@@ -167,8 +167,8 @@ pub fn lockout(old: &Snapshot, new: &Snapshot, threshold: Option<f64>) -> Vec<Lo
         let new_org = new.org_ix.get(&*org.id).copied();
         let mut memo: HashMap<(Vec<u32>, Vec<u32>), bool> = HashMap::new();
         let (mut total, mut losing) = (0usize, 0usize);
-        for u in &old.users {
-            let Some(m) = u.memberships.iter().find(|m| m.org == oi as u32) else {
+        for (ui, u) in old.users.iter().enumerate() {
+            let Some(m) = old.user_ms(ui as u32).iter().find(|m| m.org == oi as u32) else {
                 continue;
             };
             total += 1;
@@ -176,12 +176,7 @@ pub fn lockout(old: &Snapshot, new: &Snapshot, threshold: Option<f64>) -> Vec<Lo
                 Some(no) => new
                     .user_ix
                     .get(&*u.id)
-                    .and_then(|&nu| {
-                        new.users[nu as usize]
-                            .memberships
-                            .iter()
-                            .find(|nm| nm.org == no)
-                    })
+                    .and_then(|&slot| new.slot_ms(slot).iter().find(|nm| nm.org == no))
                     .map(|nm| nm.roles.to_vec())
                     .unwrap_or_default(),
                 None => Vec::new(),
@@ -226,8 +221,8 @@ pub fn lockout(old: &Snapshot, new: &Snapshot, threshold: Option<f64>) -> Vec<Lo
 pub fn changed_users(old: &Snapshot, new: &Snapshot) -> Vec<RoleChange> {
     fn role_sets(s: &Snapshot) -> HashMap<(&str, &str), BTreeSet<&str>> {
         let mut m = HashMap::new();
-        for u in &s.users {
-            for ms in u.memberships.iter() {
+        for (ui, u) in s.users.iter().enumerate() {
+            for ms in s.user_ms(ui as u32) {
                 let roles = ms
                     .roles
                     .iter()
