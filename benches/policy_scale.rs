@@ -53,6 +53,20 @@ fn main() {
         base as f64 / 1024.0,
         after as f64 / 1024.0
     );
+    if std::env::args().any(|a| a == "--second") {
+        // A second snapshot while the first is alive: the parse reuses the
+        // memory the first parse freed, so the growth approximates the live
+        // size of one snapshot.
+        let files = registry_gen::files(&registry_gen::LARGE);
+        let second = warden::policy::load(&files).expect("compiles");
+        drop(files);
+        println!(
+            "RSS with a second snapshot: {:.1} MiB (+{:.1} MiB)",
+            rss_kib() as f64 / 1024.0,
+            (rss_kib() - after) as f64 / 1024.0
+        );
+        drop(second);
+    }
     let work = registry_gen::workload(&registry_gen::LARGE, &snapshot, 4096);
     // Warm up, then time decisions in groups of 16 (Instant's own cost is
     // ~20 ns; grouping keeps it out of the figure).
