@@ -51,7 +51,8 @@ pub(crate) struct Org {
 }
 
 pub(crate) struct User {
-    pub id: Box<str>,
+    /// Inline when short: 100k users should not mean 100k tiny allocations.
+    pub id: Key,
     pub name: Box<str>,
     pub kind: UserKind,
 }
@@ -295,7 +296,7 @@ impl Snapshot {
         match self.users.get(u as usize) {
             Some(user) => self
                 .user_ix
-                .get(&*user.id)
+                .get(user.id.as_str())
                 .map_or(&[], |&s| self.slot_ms(s)),
             None => &[],
         }
@@ -350,12 +351,12 @@ impl Snapshot {
     }
 }
 
-struct Check<'r> {
+struct Check<'r, 'a> {
     problems: Vec<Problem>,
-    files: &'r [ParsedFile],
+    files: &'r [ParsedFile<'a>],
 }
 
-impl Check<'_> {
+impl Check<'_, '_> {
     fn at(&mut self, file: usize, span: Range<usize>, message: String) {
         let f = &self.files[file];
         self.problems.push(Problem {
@@ -396,19 +397,19 @@ fn content_hash(files: &[SourceFile]) -> String {
 
 /// Validates `registry` (every problem at once) and compiles it.
 /// `files` is the source it was parsed from (hashed into the version).
-pub(crate) fn compile(registry: &Registry, files: &[SourceFile]) -> Result<Snapshot, Error> {
+pub(crate) fn compile(registry: &Registry<'_>, files: &[SourceFile]) -> Result<Snapshot, Error> {
     Compiler::new(registry).run(files)
 }
 
-struct Compiler<'r> {
-    reg: &'r Registry,
-    ck: Check<'r>,
+struct Compiler<'r, 'a> {
+    reg: &'r Registry<'a>,
+    ck: Check<'r, 'a>,
     perm_ix: FxMap<Box<str>, u32>,
     perms: Vec<Perm>,
 }
 
-impl<'r> Compiler<'r> {
-    fn new(reg: &'r Registry) -> Self {
+impl<'r, 'a> Compiler<'r, 'a> {
+    fn new(reg: &'r Registry<'a>) -> Self {
         Compiler {
             reg,
             ck: Check {
@@ -943,8 +944,8 @@ impl<'r> Compiler<'r> {
                 );
                 all_ms.extend(memberships);
                 users.push(User {
-                    id: id.as_str().into(),
-                    name: u.name.as_str().into(),
+                    id: Key::new(id),
+                    name: u.name.as_deref().unwrap_or("").into(),
                     kind: u.kind,
                 });
             }

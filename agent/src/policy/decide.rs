@@ -314,7 +314,7 @@ impl Snapshot {
         let u = self.users.get(l.user as usize)?;
         let m = self.user_ms(l.user).get(l.membership as usize)?;
         Some(Who {
-            user_id: &u.id,
+            user_id: u.id.as_str(),
             org: m.org,
             roles: Roles::Ids(&m.roles),
             region: self.region_name(m.region),

@@ -175,7 +175,7 @@ pub fn lockout(old: &Snapshot, new: &Snapshot, threshold: Option<f64>) -> Vec<Lo
             let new_roles: Vec<u32> = match new_org {
                 Some(no) => new
                     .user_ix
-                    .get(&*u.id)
+                    .get(u.id.as_str())
                     .and_then(|&slot| new.slot_ms(slot).iter().find(|nm| nm.org == no))
                     .map(|nm| nm.roles.to_vec())
                     .unwrap_or_default(),
@@ -228,7 +228,7 @@ pub fn changed_users(old: &Snapshot, new: &Snapshot) -> Vec<RoleChange> {
                     .iter()
                     .map(|&r| &*s.roles[r as usize].name)
                     .collect();
-                m.insert((&*u.id, &*s.orgs[ms.org as usize].id), roles);
+                m.insert((u.id.as_str(), &*s.orgs[ms.org as usize].id), roles);
             }
         }
         m

@@ -619,3 +619,11 @@ fn case_files_report_problems_with_lines() {
     assert_eq!((p[0].line, p[1].line), (2, 9));
     assert!(p[1].message.contains("unknown reason `because`"));
 }
+
+#[test]
+fn escaped_names_parse_like_plain_ones() {
+    let escaped = SMALL.replace("id = \"u2\"", "id = \"\\u0075\\u0032\"");
+    assert_ne!(escaped, SMALL);
+    let s = load(&[file("small.toml", &escaped)]).unwrap();
+    assert_eq!(s.roles_of("u2", "a"), Some(vec!["boss"]));
+}
