@@ -344,12 +344,23 @@ async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown) {
     }
 }
 
-async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
-    let mut usec = 0u64;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return;
+/// Half the watchdog interval systemd asked for, if it asked. Follows
+/// sd_watchdog_enabled(3): `WATCHDOG_USEC` set, and `WATCHDOG_PID` either
+/// unset or ours.
+fn watchdog_period() -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
     }
-    let period = std::time::Duration::from_micros(usec / 2);
+    (usec > 0).then(|| std::time::Duration::from_micros(usec / 2))
+}
+
+async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
+    let Some(period) = watchdog_period() else {
+        return;
+    };
     loop {
         tokio::select! {
             () = shutdown.wait() => return,

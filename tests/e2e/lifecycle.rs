@@ -147,3 +147,41 @@ fn serve_with_an_invalid_config_exits_64() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
 }
+
+#[test]
+fn systemd_notify_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = short_tempdir();
+    let notify_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&notify_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut d = Daemon::builder()
+        .in_dir(dir)
+        .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
+        .env("WATCHDOG_USEC", "200000")
+        .start();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    // READY=1 first, then watchdog pings every ~100 ms.
+    while seen
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 3
+    {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("notification: {e}; seen {seen:?}; log:\n{}", d.log()));
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(seen[0].contains("READY=1"), "{seen:?}");
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    loop {
+        let n = sock.recv(&mut buf).expect("STOPPING=1 before exit");
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            break;
+        }
+    }
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+}

@@ -176,3 +176,17 @@ fn connections_beyond_the_limit_are_refused_and_counted() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn keep_alive_outlives_the_header_timeout_while_idle() {
+    // Regression: hyper's header timeout also ran between requests, closing
+    // idle keep-alive connections long before idle_timeout.
+    let d = Daemon::builder()
+        .set("server.header_read_timeout", "300ms")
+        .set("server.idle_timeout", "30s")
+        .start();
+    let mut c = d.client();
+    assert_eq!(c.get("/v1/health").unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(c.get("/v1/health").unwrap().status, 200);
+}

@@ -130,21 +130,18 @@ impl Api {
         ops: &OpCache,
         request_id: &str,
     ) -> Result<Response, ApiError> {
-        let route = route
-            .ok_or_else(|| ApiError::not_found(format!("no endpoint at {}", req.uri().path())))?;
-        if req.method() != route.method() {
-            return Err(ApiError::method_not_allowed(route.method().as_str()));
-        }
-        if let Some(op) = route.op() {
-            if !self.allowed(peer, ops).contains(op) {
-                self.ctx.caller_denied(peer, op, route.name());
-                return Err(ApiError::caller_not_allowed(op.name()));
+        let route = match self.admit(&req, route, peer, ops) {
+            Ok(route) => route,
+            Err(e) => {
+                self.discard_body(req).await;
+                return Err(e);
             }
-        }
+        };
         let query = req.uri().query().map(str::to_string);
         let body = if route.has_body() {
             self.read_body(req).await?
         } else {
+            self.discard_body(req).await;
             Bytes::new()
         };
         let call = Call {
@@ -164,6 +161,42 @@ impl Api {
             Route::CheckBatch => check::batch(ctx, &call).await,
             Route::Permissions => check::permissions(ctx, &call).await,
         }
+    }
+
+    /// Route, method and caller ACL: everything decided from the head alone.
+    fn admit<B>(
+        &self,
+        req: &Request<B>,
+        route: Option<Route>,
+        peer: Peer,
+        ops: &OpCache,
+    ) -> Result<Route, ApiError> {
+        let route = route
+            .ok_or_else(|| ApiError::not_found(format!("no endpoint at {}", req.uri().path())))?;
+        if req.method() != route.method() {
+            return Err(ApiError::method_not_allowed(route.method().as_str()));
+        }
+        if let Some(op) = route.op() {
+            if !self.allowed(peer, ops).contains(op) {
+                self.ctx.caller_denied(peer, op, route.name());
+                return Err(ApiError::caller_not_allowed(op.name()));
+            }
+        }
+        Ok(route)
+    }
+
+    /// Reads and drops a body we will not use, within the usual limits, so
+    /// the keep-alive connection stays usable after an early error answer.
+    /// A body over the limit is left unread; hyper then closes the connection.
+    async fn discard_body(&self, req: Request<Incoming>) {
+        use hyper::body::Body;
+        if req.body().is_end_stream() {
+            return;
+        }
+        let config = self.server_config();
+        let limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
+        let collect = Limited::new(req.into_body(), limit).collect();
+        let _ = tokio::time::timeout(config.body_read_timeout, collect).await;
     }
 
     fn allowed(&self, peer: Peer, cache: &OpCache) -> OpSet {

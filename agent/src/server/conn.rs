@@ -1,5 +1,13 @@
-//! One connection: peer credentials, HTTP/1.1 keep-alive, idle timeout and
-//! graceful close.
+//! One connection: peer credentials, HTTP/1.1 keep-alive, header and idle
+//! timeouts, graceful close.
+//!
+//! hyper's own `header_read_timeout` also fires while a keep-alive connection
+//! merely waits for its next request, which would make every idle client
+//! reconnect after a few seconds. So both clocks are kept here instead: the
+//! header clock starts at the first byte of a request (noticed by the
+//! [`Tracked`] stream wrapper) and stops when hyper hands us the parsed
+//! request; the idle clock runs while no request is in flight and no bytes of
+//! a new one have arrived.
 
 use crate::api::{Api, OpCache};
 use crate::caller::Peer;
@@ -8,30 +16,126 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
+use tokio::sync::Notify;
 use tokio::time::{Duration, Instant};
 
-/// Tracks whether the connection is busy and since when it has been idle.
+/// Marks "no request bytes pending" in [`Activity::head_started_ms`].
+const NO_HEAD: u64 = u64::MAX;
+
+/// Tracks whether the connection is busy, since when it has been idle, and
+/// since when a request head has been arriving.
 struct Activity {
     start: Instant,
     in_flight: AtomicUsize,
     last_done_ms: AtomicU64,
+    head_started_ms: AtomicU64,
+    /// Wakes the timeout watcher when a request head starts arriving.
+    head_started: Notify,
+}
+
+/// What the connection is doing, for the timeout watcher.
+enum Phase {
+    /// Waiting for the first byte of a request since this instant.
+    Idle(Instant),
+    /// Receiving a request head since this instant.
+    Head(Instant),
+    /// A request is being handled.
+    Busy,
 }
 
 impl Activity {
-    fn idle_since(&self) -> Option<Instant> {
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn phase(&self) -> Phase {
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
+            return Phase::Busy;
         }
-        Some(self.start + Duration::from_millis(self.last_done_ms.load(Ordering::Acquire)))
+        let head = self.head_started_ms.load(Ordering::Acquire);
+        if head != NO_HEAD {
+            return Phase::Head(self.start + Duration::from_millis(head));
+        }
+        Phase::Idle(self.start + Duration::from_millis(self.last_done_ms.load(Ordering::Acquire)))
+    }
+
+    /// Bytes arrived; if no request was in progress, a head has started.
+    fn bytes_arrived(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started_ms.load(Ordering::Acquire) == NO_HEAD
+        {
+            self.head_started_ms
+                .store(self.elapsed_ms(), Ordering::Release);
+            self.head_started.notify_one();
+        }
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_started_ms.store(NO_HEAD, Ordering::Release);
     }
 
     fn done(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_done_ms.store(ms, Ordering::Release);
+        self.last_done_ms
+            .store(self.elapsed_ms(), Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The socket, reporting arriving bytes to [`Activity`].
+struct Tracked {
+    inner: UnixStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.bytes_arrived();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -66,13 +170,15 @@ pub(super) async fn serve(stream: UnixStream, api: Arc<Api>, shutdown: Shutdown)
         start: Instant::now(),
         in_flight: AtomicUsize::new(0),
         last_done_ms: AtomicU64::new(0),
+        head_started_ms: AtomicU64::new(NO_HEAD),
+        head_started: Notify::new(),
     });
     let ops = Arc::new(OpCache::default());
     let service = {
         let activity = activity.clone();
         let api = api.clone();
         service_fn(move |req| {
-            activity.in_flight.fetch_add(1, Ordering::AcqRel);
+            activity.begin();
             let activity = activity.clone();
             let api = api.clone();
             let ops = ops.clone();
@@ -86,18 +192,24 @@ pub(super) async fn serve(stream: UnixStream, api: Arc<Api>, shutdown: Shutdown)
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        .header_read_timeout(None)
         .keep_alive(true)
         .max_buf_size(64 * 1024);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let io = Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut stop = shutdown;
     let mut closing = false;
     loop {
-        let idle_deadline = activity
-            .idle_since()
-            .map(|since| since + config.idle_timeout)
-            .unwrap_or_else(|| Instant::now() + config.idle_timeout);
+        let deadline = match activity.phase() {
+            Phase::Idle(since) => since + config.idle_timeout,
+            Phase::Head(since) => since + config.header_read_timeout,
+            // Body reads have their own timeout in the API; re-check later.
+            Phase::Busy => Instant::now() + config.header_read_timeout,
+        };
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -109,13 +221,21 @@ pub(super) async fn serve(stream: UnixStream, api: Arc<Api>, shutdown: Shutdown)
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            () = tokio::time::sleep_until(idle_deadline), if !closing => {
-                if activity.idle_since().is_some_and(|since| since.elapsed() >= config.idle_timeout) {
+            // A head started arriving: recompute the deadline.
+            () = activity.head_started.notified() => {}
+            () = tokio::time::sleep_until(deadline) => match activity.phase() {
+                Phase::Idle(since) if since.elapsed() >= config.idle_timeout && !closing => {
                     tracing::debug!(uid = peer.uid, "closing idle connection");
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }
-            }
+                Phase::Head(since) if since.elapsed() >= config.header_read_timeout => {
+                    // Slowloris: drop the connection outright.
+                    tracing::info!(uid = peer.uid, pid = peer.pid, "request headers not received in time; closing connection");
+                    break;
+                }
+                _ => {}
+            },
         }
     }
 }
