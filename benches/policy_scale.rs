@@ -67,6 +67,41 @@ fn main() {
         );
         drop(second);
     }
+    if std::env::args().any(|a| a == "--reload") {
+        // What a reload costs beyond compiling: lockout and role-change
+        // analysis against the serving snapshot, after a one-line edit.
+        let mut files = registry_gen::files(&registry_gen::LARGE);
+        // Remove one grant of role r0 outright (in every org): the first one
+        // that no org override also removes (that would be invalid).
+        let roles = files[1].text.clone();
+        let mut edited = None;
+        let mut from = 0;
+        while edited.is_none() {
+            let start = from + roles[from..].find("  { permission").expect("a grant");
+            let end = start + roles[start..].find('\n').expect("line end") + 1;
+            files[1].text = format!("{}{}", &roles[..start], &roles[end..]);
+            edited = warden::policy::load(&files).ok();
+            from = end;
+        }
+        let edited = edited.expect("an edit compiled");
+        let t = Instant::now();
+        let warnings = warden::policy::lockout(&snapshot, &edited, None);
+        println!(
+            "lockout analysis: {:?} ({} warnings)",
+            t.elapsed(),
+            warnings.len()
+        );
+        let t = Instant::now();
+        let changed = warden::policy::changed_users(&snapshot, &edited);
+        println!(
+            "role-change analysis: {:?} ({} users)",
+            t.elapsed(),
+            changed.len()
+        );
+        let t = Instant::now();
+        let diff = warden::policy::diff(&snapshot, &edited);
+        println!("grant diff: {:?} ({} changes)", t.elapsed(), diff.len());
+    }
     let work = registry_gen::workload(&registry_gen::LARGE, &snapshot, 4096);
     // Warm up, then time decisions in groups of 16 (Instant's own cost is
     // ~20 ns; grouping keeps it out of the figure).

@@ -7,7 +7,7 @@
 
 use super::compile::{bits, Cell, Snapshot, EMPTY_CELL};
 use super::model::{Action, Scope};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// One (org, role, permission, action) whose outcome changes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -152,58 +152,92 @@ fn granted(s: &Snapshot, org: u32, roles: &[u32]) -> Vec<u8> {
     out
 }
 
+/// Sorted role names of a role-id set.
+fn role_names<'s>(s: &'s Snapshot, roles: &[u32]) -> Vec<&'s str> {
+    let mut v: Vec<&str> = roles.iter().map(|&r| &*s.roles[r as usize].name).collect();
+    v.sort_unstable();
+    v
+}
+
+/// The new snapshot's membership of `user` in the org named like old org `o`.
+fn new_membership<'n>(
+    old: &Snapshot,
+    new: &'n Snapshot,
+    user: &str,
+    o: u32,
+) -> Option<&'n super::compile::Membership> {
+    let no = *new.org_ix.get(&*old.orgs[o as usize].id)?;
+    let slot = *new.user_ix.get(user)?;
+    new.slot_ms(slot).iter().find(|m| m.org == no)
+}
+
 /// Orgs where more than `threshold` (default: the new registry's
 /// `lockout_share`) of the users lose at least one (permission, action).
+///
+/// Cost: one pass over the directory. A membership is evaluated in full only
+/// if its role set changed or one of its roles lost a grant in that org (per
+/// [`diff`]); evaluations are memoised per (org, old roles, new roles).
 pub fn lockout(old: &Snapshot, new: &Snapshot, threshold: Option<f64>) -> Vec<LockoutWarning> {
     let threshold = threshold.unwrap_or(new.lockout_share);
+    let changes = diff(old, new);
+    // (org, role) pairs that lose some action outright.
+    let hit: HashSet<(&str, &str)> = changes
+        .iter()
+        .filter(|c| !c.before.is_empty() && c.after.is_empty())
+        .map(|c| (c.org.as_str(), c.role.as_str()))
+        .collect();
     // Old permission id -> new permission id.
     let remap: Vec<Option<u32>> = old
         .perms
         .iter()
         .map(|p| new.perm_ix.get(&*p.name).copied())
         .collect();
-    let mut out = Vec::new();
-    for (oi, org) in old.orgs.iter().enumerate() {
-        let new_org = new.org_ix.get(&*org.id).copied();
-        let mut memo: HashMap<(Vec<u32>, Vec<u32>), bool> = HashMap::new();
-        let (mut total, mut losing) = (0usize, 0usize);
-        for (ui, u) in old.users.iter().enumerate() {
-            let Some(m) = old.user_ms(ui as u32).iter().find(|m| m.org == oi as u32) else {
+    let mut counts = vec![(0usize, 0usize); old.orgs.len()];
+    let mut memo: HashMap<(u32, Vec<u32>, Vec<u32>), bool> = HashMap::new();
+    for (ui, u) in old.users.iter().enumerate() {
+        for m in old.user_ms(ui as u32) {
+            let o = m.org;
+            let org = &*old.orgs[o as usize].id;
+            counts[o as usize].0 += 1;
+            let Some(&no) = new.org_ix.get(org) else {
+                // The org is gone: everyone in it loses everything.
+                counts[o as usize].1 += 1;
                 continue;
             };
-            total += 1;
-            let new_roles: Vec<u32> = match new_org {
-                Some(no) => new
-                    .user_ix
-                    .get(u.id.as_str())
-                    .and_then(|&slot| new.slot_ms(slot).iter().find(|nm| nm.org == no))
-                    .map(|nm| nm.roles.to_vec())
-                    .unwrap_or_default(),
-                None => Vec::new(),
-            };
-            let key = (m.roles.to_vec(), new_roles);
-            let lost = *memo.entry(key).or_insert_with_key(|(or, nr)| {
-                let before = granted(old, oi as u32, or);
-                let after = match new_org {
-                    Some(no) => granted(new, no, nr),
-                    None => Vec::new(),
-                };
-                before.iter().enumerate().any(|(p, &bits)| {
-                    let now = remap[p]
-                        .and_then(|np| after.get(np as usize).copied())
-                        .unwrap_or(0);
-                    bits & !now != 0
-                })
-            });
+            let nm = new_membership(old, new, u.id.as_str(), o);
+            let new_roles: Vec<u32> = nm.map(|x| x.roles.to_vec()).unwrap_or_default();
+            let same_roles = role_names(old, &m.roles) == role_names(new, &new_roles);
+            let touched = m
+                .roles
+                .iter()
+                .any(|&r| hit.contains(&(org, &*old.roles[r as usize].name)));
+            if same_roles && !touched {
+                continue;
+            }
+            let lost = *memo
+                .entry((o, m.roles.to_vec(), new_roles))
+                .or_insert_with_key(|(_, or, nr)| {
+                    let before = granted(old, o, or);
+                    let after = granted(new, no, nr);
+                    before.iter().enumerate().any(|(p, &bits)| {
+                        let now = remap[p]
+                            .and_then(|np| after.get(np as usize).copied())
+                            .unwrap_or(0);
+                        bits & !now != 0
+                    })
+                });
             if lost {
-                losing += 1;
+                counts[o as usize].1 += 1;
             }
         }
+    }
+    let mut out = Vec::new();
+    for (o, &(total, losing)) in counts.iter().enumerate() {
         if total > 0 && losing > 0 {
             let share = losing as f64 / total as f64;
             if share > threshold {
                 out.push(LockoutWarning {
-                    org: org.id.to_string(),
+                    org: old.orgs[o].id.to_string(),
                     users_losing: losing,
                     users_total: total,
                     share,
@@ -219,32 +253,31 @@ pub fn lockout(old: &Snapshot, new: &Snapshot, threshold: Option<f64>) -> Vec<Lo
 /// memberships that appear or disappear). Sessions of these users must be
 /// revoked: their tokens carry the old roles.
 pub fn changed_users(old: &Snapshot, new: &Snapshot) -> Vec<RoleChange> {
-    fn role_sets(s: &Snapshot) -> HashMap<(&str, &str), BTreeSet<&str>> {
-        let mut m = HashMap::new();
-        for (ui, u) in s.users.iter().enumerate() {
-            for ms in s.user_ms(ui as u32) {
-                let roles = ms
-                    .roles
-                    .iter()
-                    .map(|&r| &*s.roles[r as usize].name)
-                    .collect();
-                m.insert((u.id.as_str(), &*s.orgs[ms.org as usize].id), roles);
+    let mut out: BTreeSet<RoleChange> = BTreeSet::new();
+    let mut record = |user: &str, org: &str| {
+        out.insert(RoleChange {
+            user_id: user.to_string(),
+            org_id: org.to_string(),
+        });
+    };
+    // Memberships of `a` whose role names differ in `b` (or are missing there).
+    let mut one_way = |a: &Snapshot, b: &Snapshot, skip_present: bool| {
+        for (ui, u) in a.users.iter().enumerate() {
+            for m in a.user_ms(ui as u32) {
+                let theirs = new_membership(a, b, u.id.as_str(), m.org);
+                let differs = match theirs {
+                    Some(_) if skip_present => false,
+                    Some(t) => role_names(a, &m.roles) != role_names(b, &t.roles),
+                    None => true,
+                };
+                if differs {
+                    record(u.id.as_str(), &a.orgs[m.org as usize].id);
+                }
             }
         }
-        m
-    }
-    let (a, b) = (role_sets(old), role_sets(new));
-    let empty = BTreeSet::new();
-    let mut out: BTreeSet<RoleChange> = BTreeSet::new();
-    for (key, roles) in a.iter().chain(b.iter()) {
-        let x = a.get(key).unwrap_or(&empty);
-        let y = b.get(key).unwrap_or(&empty);
-        if x != y || roles.is_empty() && a.contains_key(key) != b.contains_key(key) {
-            out.insert(RoleChange {
-                user_id: key.0.to_string(),
-                org_id: key.1.to_string(),
-            });
-        }
-    }
+    };
+    one_way(old, new, false);
+    // Memberships that only exist in `new`.
+    one_way(new, old, true);
     out.into_iter().collect()
 }

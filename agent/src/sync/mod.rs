@@ -387,6 +387,17 @@ impl PolicySource {
                 };
             }
         }
+        // Serve first; analyse after: a lockout or role-change analysis of a
+        // large directory must not delay the change it describes.
+        let snapshot = Arc::new(snapshot);
+        self.current.store(Some(snapshot.clone()));
+        self.metrics.loaded_at.set(now / 1000);
+        {
+            let mut st = lock(&self.state);
+            st.origin = Some(Origin::File);
+            st.loaded_at_ms = Some(now);
+            st.warnings.clear();
+        }
         let (warnings, role_changes) = match &old {
             Some(old) => (
                 policy::lockout(old, &snapshot, None)
@@ -400,15 +411,7 @@ impl PolicySource {
         for w in &warnings {
             tracing::warn!(warning = %w, "policy change removes grants from many users");
         }
-        let snapshot = Arc::new(snapshot);
-        self.current.store(Some(snapshot.clone()));
-        self.metrics.loaded_at.set(now / 1000);
-        {
-            let mut st = lock(&self.state);
-            st.origin = Some(Origin::File);
-            st.loaded_at_ms = Some(now);
-            st.warnings = warnings.clone();
-        }
+        lock(&self.state).warnings = warnings.clone();
         tracing::info!(
             trigger,
             version = snapshot.version(),
