@@ -168,3 +168,35 @@ fn policy_diff_lists_changed_grants_and_warns_on_lockout() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("warning: lockout"));
 }
+
+#[test]
+fn check_as_the_calling_os_user() {
+    let tmp = short_tempdir();
+    let dir = tmp.path().join("p");
+    let root = repo_root().join("config/policies");
+    std::fs::create_dir_all(dir.join("orgs")).unwrap();
+    for f in [
+        "registry.toml",
+        "roles.toml",
+        "directory.toml",
+        "orgs/acme.toml",
+        "orgs/globex.toml",
+        "orgs/initech.toml",
+    ] {
+        std::fs::copy(root.join(f), dir.join(f)).unwrap();
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    std::fs::write(
+        dir.join("me.toml"),
+        format!("[[cli]]\nuid = {uid}\nuser = \"bob\"\n"),
+    )
+    .unwrap();
+    let d = Daemon::builder()
+        .set("policy.dir", dir.to_string_lossy().to_string())
+        .start();
+    let o = d.cli(&["check", "--peer", "inventory.adjust_stock:write"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("role inventory_clerk"), "{}", text(&o));
+    let o = d.cli(&["check", "--peer", "finance.approve_payment:approve"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}

@@ -186,3 +186,29 @@ fn read_dir_skips_hidden_and_non_toml_files() {
         ["tests/t.toml"]
     );
 }
+
+#[test]
+fn a_change_locking_many_users_out_goes_live_with_a_warning() {
+    let fx = Fixture::new();
+    let src = fx.open();
+    let path = fx.dir.join("roles.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "{ permission = \"inventory.view_stock\", actions = [\"read\"] },",
+            "",
+        ),
+    )
+    .unwrap();
+    let out = src.reload_now("test");
+    let Reload::Applied { warnings, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert!(!warnings.is_empty());
+    assert_eq!(src.status().warnings, warnings);
+    assert!(
+        warnings[0].contains("lose at least one grant"),
+        "{warnings:?}"
+    );
+}
