@@ -279,7 +279,6 @@ pub async fn batch(ctx: &Ctx, call: &Call) -> Result<Response, ApiError> {
 
 pub async fn permissions(ctx: &Ctx, _call: &Call) -> Result<Response, ApiError> {
     let snap = snapshot(ctx)?;
-    let names = |v: Vec<&'static str>| v;
     let permissions: Vec<_> = snap
         .permissions()
         .map(|p| {
@@ -287,9 +286,9 @@ pub async fn permissions(ctx: &Ctx, _call: &Call) -> Result<Response, ApiError> 
                 "name": p.name,
                 "module": p.module,
                 "description": p.description,
-                "actions": names(p.actions.iter().map(|a| a.as_str()).collect()),
-                "surfaces": names(p.surfaces.iter().map(|s| s.as_str()).collect()),
-                "mfa": names(p.mfa.iter().map(|a| a.as_str()).collect()),
+                "actions": p.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                "surfaces": p.surfaces.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                "mfa": p.mfa.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
                 "mode": p.mode.as_str(),
             })
         })
