@@ -20,6 +20,17 @@ fn rss_kib() -> u64 {
 fn main() {
     let base = rss_kib();
     let files = registry_gen::files(&registry_gen::LARGE);
+    // `--write DIR`: write the registry out, e.g. to run the agent on it.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--write") {
+        let dir = std::path::Path::new(args.get(i + 1).expect("--write DIR"));
+        std::fs::create_dir_all(dir).expect("create dir");
+        for f in &files {
+            std::fs::write(dir.join(&f.name), &f.text).expect("write");
+        }
+        println!("wrote {} files to {}", files.len(), dir.display());
+        return;
+    }
     let bytes: usize = files.iter().map(|f| f.text.len()).sum();
     if std::env::args().any(|a| a == "--parse-only") {
         for f in &files {
