@@ -35,7 +35,7 @@ fn main() {
     if std::env::args().any(|a| a == "--parse-only") {
         for f in &files {
             let t = Instant::now();
-            let v: toml::Table = toml::from_str(&f.text).unwrap();
+            let v: toml1::Table = toml1::from_str(&f.text).unwrap();
             println!(
                 "{}: toml parse {:?} ({} keys), RSS {:.1} MiB",
                 f.name,
