@@ -35,6 +35,8 @@ pub enum Error {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Policy(#[from] crate::sync::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 /// The caller ACL currently in force and its generation (bumped on reload so
@@ -266,8 +268,11 @@ async fn run_inner(
     });
     let api = Arc::new(Api::new(ctx.clone()));
 
+    // Install the handlers before the socket answers anything: a SIGTERM that
+    // arrives before them would kill the process with the default action.
+    let handlers = SignalHandlers::install()?;
     let mut tasks = JoinSet::new();
-    tasks.spawn(signals(ctx.clone(), shutdown.clone()));
+    tasks.spawn(signals(ctx.clone(), handlers, shutdown.clone()));
     tasks.spawn(watchdog(ctx.clone(), shutdown.clone()));
 
     tracing::info!(
@@ -313,16 +318,30 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-async fn signals(ctx: Arc<Ctx>, shutdown: Shutdown) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+/// SIGTERM, SIGINT and SIGHUP streams, registered with the kernel at once.
+struct SignalHandlers {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl SignalHandlers {
+    fn install() -> Result<SignalHandlers, Error> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(SignalHandlers {
+            term: signal(SignalKind::terminate()).map_err(Error::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(Error::Signals)?,
+            hup: signal(SignalKind::hangup()).map_err(Error::Signals)?,
+        })
+    }
+}
+
+async fn signals(ctx: Arc<Ctx>, handlers: SignalHandlers, shutdown: Shutdown) {
+    let SignalHandlers {
+        mut term,
+        mut int,
+        mut hup,
+    } = handlers;
     let mut stop = shutdown.clone();
     loop {
         tokio::select! {

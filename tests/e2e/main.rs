@@ -11,3 +11,4 @@ mod policy_check;
 mod policy_cli;
 mod policy_reload;
 mod sdk_rust;
+mod systemd;
