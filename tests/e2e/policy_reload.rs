@@ -233,3 +233,33 @@ fn peer_subject_maps_the_calling_os_user() {
     let body = json!({"subject": {"peer": true}, "permission": "finance.approve_payment", "action": "approve", "surface": "cli"});
     assert_eq!(reason(&d, &body).0, "mfa_required");
 }
+
+#[test]
+fn a_directory_that_appears_or_is_replaced_is_picked_up() {
+    let tmp = short_tempdir();
+    let dir = tmp.path().join("live");
+    let d = Daemon::builder()
+        .set("policy.dir", dir.to_string_lossy().to_string())
+        .start();
+    assert_eq!(d.get("/v1/ready").status, 503);
+    // Deploy tools build the directory aside and rename it into place.
+    let staged = copy_registry(&tmp.path().join("stage1"));
+    std::fs::rename(&staged, &dir).unwrap();
+    wait_for(Duration::from_secs(5), || d.get("/v1/ready").status == 200);
+    let (before, v1) = reason(&d, &erin_payment());
+    assert_eq!(before, "no_grant");
+    // Replaced by a new rename: the new directory is served...
+    let staged = copy_registry(&tmp.path().join("stage2"));
+    edit(&staged.join("roles.toml"), GRANT_ERIN.0, GRANT_ERIN.1);
+    std::fs::rename(&dir, tmp.path().join("old")).unwrap();
+    std::fs::rename(&staged, &dir).unwrap();
+    wait_for(Duration::from_secs(5), || {
+        reason(&d, &erin_payment()).0 == "granted"
+    });
+    assert_ne!(reason(&d, &erin_payment()).1, v1);
+    // ...and watched: an edit inside it is picked up too.
+    edit(&dir.join("roles.toml"), GRANT_ERIN.1, GRANT_ERIN.0);
+    wait_for(Duration::from_secs(5), || {
+        reason(&d, &erin_payment()).0 == "no_grant"
+    });
+}

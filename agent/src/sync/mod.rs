@@ -504,36 +504,69 @@ impl PolicySource {
         }
     }
 
-    /// Starts watching the directory (if `policy.watch`). The watcher lives
-    /// as long as this source (or until [`PolicySource::stop_watching`]).
+    /// Starts watching the directory (if `policy.watch`), and its parent so
+    /// the directory may appear later or be replaced by a rename (deploy
+    /// tools do both). The watcher lives as long as this source (or until
+    /// [`PolicySource::stop_watching`]).
     pub fn watch(self: &Arc<Self>) -> Result<(), Error> {
         if !self.config.watch {
             return Ok(());
         }
+        let watch_error = |detail: String| Error::Watch {
+            dir: self.config.dir.clone(),
+            detail,
+        };
+        let dir = std::path::absolute(&self.config.dir).map_err(|e| watch_error(e.to_string()))?;
         let weak: Weak<PolicySource> = Arc::downgrade(self);
+        let event_dir = dir.clone();
         let mut debouncer = new_debouncer(self.config.debounce, move |res: DebounceEventResult| {
             let Some(source) = weak.upgrade() else { return };
             match res {
-                Ok(events) if events.is_empty() => {}
-                Ok(_) => {
+                Ok(events) => {
+                    // Parent events about other files are not ours.
+                    if !events.iter().any(|e| e.path.starts_with(&event_dir)) {
+                        return;
+                    }
+                    if events.iter().any(|e| e.path == event_dir) {
+                        // The directory itself appeared or was replaced:
+                        // watch the new one.
+                        source.rearm(&event_dir);
+                    }
                     source.reload_now("watch");
                 }
                 Err(e) => tracing::warn!(error = %e, "policy watcher error"),
             }
         })
-        .map_err(|e| Error::Watch {
-            dir: self.config.dir.clone(),
-            detail: e.to_string(),
-        })?;
-        debouncer
+        .map_err(|e| watch_error(e.to_string()))?;
+        let parent_watched = dir
+            .parent()
+            .map(|p| {
+                debouncer
+                    .watcher()
+                    .watch(p, notify::RecursiveMode::NonRecursive)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        if let Err(e) = debouncer
             .watcher()
-            .watch(&self.config.dir, notify::RecursiveMode::Recursive)
-            .map_err(|e| Error::Watch {
-                dir: self.config.dir.clone(),
-                detail: e.to_string(),
-            })?;
+            .watch(&dir, notify::RecursiveMode::Recursive)
+        {
+            if !parent_watched {
+                return Err(watch_error(e.to_string()));
+            }
+            tracing::warn!(dir = %dir.display(), error = %e, "policy directory not watchable yet; watching for it to appear");
+        }
         *lock(&self.watcher) = Some(debouncer);
         Ok(())
+    }
+
+    fn rearm(&self, dir: &Path) {
+        if let Some(d) = lock(&self.watcher).as_mut() {
+            let _ = d.watcher().unwatch(dir);
+            if let Err(e) = d.watcher().watch(dir, notify::RecursiveMode::Recursive) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the policy directory");
+            }
+        }
     }
 
     /// Stops the watcher (at shutdown).
