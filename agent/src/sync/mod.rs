@@ -16,8 +16,9 @@
 //!   from it (status `source: "cache"`). Fail closed: with neither, the agent
 //!   is not ready and denies nothing it has not decided.
 //! - **Watching**: `notify` with `notify-debouncer-mini` on the directory,
-//!   recursively; events are coalesced for `policy.debounce` and then one
-//!   reload runs on the debouncer's thread. SIGHUP and `POST /v1/admin/reload`
+//!   recursively, and on its parent, so a directory that appears later or is
+//!   replaced by a rename is re-watched; events are coalesced for
+//!   `policy.debounce` and then one reload runs on the loader thread. SIGHUP and `POST /v1/admin/reload`
 //!   call [`PolicySource::reload_now`] directly. Reloads are serialised.
 //! - **One loader thread**: every load (start, watcher, SIGHUP, API) runs on
 //!   one dedicated thread. Parsing a 100k-user directory has a transient
