@@ -17,6 +17,7 @@ use crate::keys::{KekSource, KeyRing, Purpose};
 use crate::server::BoundSocket;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::sync::PolicySource;
 use crate::telemetry::{LogHandle, Metrics};
 use crate::tokens::{FileDirectory, Tokens};
 use arc_swap::ArcSwap;
@@ -40,6 +41,8 @@ pub enum Error {
     Keys(#[from] crate::keys::Error),
     #[error(transparent)]
     Tokens(#[from] crate::tokens::Error),
+    #[error(transparent)]
+    Policy(#[from] crate::sync::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -71,6 +74,8 @@ pub struct Ctx {
     pub test_clock: Option<Arc<clock::OffsetClock>>,
     /// The users file, when `tokens.directory` is set (reloaded with the config).
     directory_file: Option<Arc<FileDirectory>>,
+    /// The live permission registry (snapshot, status, reload).
+    pub policy: Arc<PolicySource>,
     env: Env,
     log: LogHandle,
     acl: ArcSwap<AclState>,
@@ -90,6 +95,7 @@ impl std::fmt::Debug for Ctx {
 pub struct ReloadReport {
     pub trigger: &'static str,
     pub config: ReloadOutcome,
+    pub policy: crate::sync::Reload,
 }
 
 /// Outcome of reloading one part.
@@ -110,7 +116,11 @@ impl Ctx {
 
     /// Value of `x-warden-policy-version` on every response.
     pub fn policy_version_header(&self) -> HeaderValue {
-        HeaderValue::from_static("none")
+        match self.policy.snapshot() {
+            Some(s) => HeaderValue::from_str(s.version())
+                .unwrap_or_else(|_| HeaderValue::from_static("none")),
+            None => HeaderValue::from_static("none"),
+        }
     }
 
     /// Records a caller refused by the ACL.
@@ -130,9 +140,17 @@ impl Ctx {
     }
 
     /// Re-reads what can change live: the config file's log level and caller
-    /// ACL, and the users file; sessions of users whose roles changed are
-    /// revoked. A config that no longer validates is rejected as a whole.
+    /// ACL and the users file (a config that no longer validates is rejected
+    /// as a whole; sessions of users whose roles changed are revoked), and the
+    /// policy directory (an invalid policy keeps the serving snapshot).
     pub async fn reload(&self, trigger: &'static str) -> ReloadReport {
+        let policy = self.policy.clone();
+        let policy = tokio::task::spawn_blocking(move || policy.reload_now(trigger))
+            .await
+            .unwrap_or_else(|e| crate::sync::Reload::Rejected {
+                error: format!("policy reload task failed: {e}"),
+                version: self.policy.snapshot().map(|s| s.version().to_string()),
+            });
         let outcome = self.reload_config();
         self.reload_directory().await;
         let label = match &outcome {
@@ -159,6 +177,7 @@ impl Ctx {
         ReloadReport {
             trigger,
             config: outcome,
+            policy,
         }
     }
 
@@ -266,6 +285,19 @@ async fn run_inner(
         Some(c) => c.clone(),
         None => clock::system(),
     };
+    let policy_metrics = crate::sync::Metrics::new(metrics.registry(), metrics.reloads.clone())?;
+    let policy = {
+        let (config, store, clock) = (config.policy.clone(), store.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || {
+            PolicySource::open(config, store, clock, policy_metrics)
+        })
+        .await
+        .map_err(|e| crate::store::Error::Task(e.to_string()))?
+    };
+    if let Err(e) = policy.watch() {
+        // Not fatal: SIGHUP and /v1/admin/reload still reload.
+        tracing::warn!(error = %e, "policy directory is not watched; reload with SIGHUP");
+    }
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -295,6 +327,7 @@ async fn run_inner(
         host,
         host_id,
         started: Instant::now(),
+        policy,
         env,
         log,
         acl: ArcSwap::from_pointee(AclState { generation: 1, acl }),
@@ -321,6 +354,7 @@ async fn run_inner(
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.trigger();
     while tasks.join_next().await.is_some() {}
+    ctx.policy.stop_watching();
 
     let store = ctx.store.clone();
     if let Err(e) = store.run(|s| s.checkpoint()).await {
@@ -553,7 +587,14 @@ async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
 impl Ctx {
     /// `None` when the agent can answer checks; otherwise why not.
     pub fn not_ready_reason(&self) -> Option<String> {
-        None
+        if self.policy.snapshot().is_some() {
+            return None;
+        }
+        let status = self.policy.status();
+        Some(format!(
+            "no policy snapshot loaded (files unusable, no cache): {}",
+            status.last_error.as_deref().unwrap_or("not loaded yet")
+        ))
     }
 
     /// The `/v1/status` document. Each capability contributes its section.
@@ -582,6 +623,7 @@ impl Ctx {
                 KekSource::File(_) => "file",
                 KekSource::Dev(_) => "development",
             },
+            "policy": self.policy.status(),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! the handler file for that capability (`ops.rs`, ...), and stamps the
 //! common headers on whatever comes back.
 
+mod check;
 mod error;
 pub mod json;
 mod ops;
@@ -168,6 +169,9 @@ impl Api {
             Route::AdminKeysRollback => tokens::keys_rollback(ctx, &call).await,
             Route::AdminKeysRetire => tokens::keys_retire(ctx, &call).await,
             Route::AdminTestClock => tokens::test_clock(ctx, &call).await,
+            Route::Check => check::check(ctx, &call).await,
+            Route::CheckBatch => check::batch(ctx, &call).await,
+            Route::Permissions => check::permissions(ctx, &call).await,
         }
     }
 

@@ -85,6 +85,7 @@ pub struct Config {
     pub callers: crate::caller::Config,
     pub keys: crate::keys::Config,
     pub tokens: crate::tokens::Config,
+    pub policy: crate::sync::Config,
     /// Where this config was read from; kept so SIGHUP can re-read it.
     #[serde(skip)]
     pub source: Source,
@@ -106,6 +107,7 @@ struct RawConfig {
     callers: Vec<crate::caller::RawRule>,
     keys: crate::keys::RawConfig,
     tokens: crate::tokens::RawConfig,
+    policy: crate::sync::RawConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +191,7 @@ impl Config {
             |t| t.key_grace_ms(),
         );
         let keys = crate::keys::Config::from_raw(raw.keys, default_grace, p);
+        let policy = crate::sync::Config::from_raw(raw.policy, p);
         Some(Config {
             mode: mode?,
             server: server?,
@@ -197,6 +200,7 @@ impl Config {
             callers: callers?,
             keys: keys?,
             tokens: tokens?,
+            policy: policy?,
             source,
         })
     }

@@ -84,6 +84,17 @@ allow = ["all"]
         )
         .expect("base config");
         table.extend(base);
+        // Every daemon serves the example registry unless a test says otherwise.
+        let mut policy = toml::Table::new();
+        policy.insert(
+            "dir".into(),
+            repo_root()
+                .join("config/policies")
+                .to_string_lossy()
+                .to_string()
+                .into(),
+        );
+        table.insert("policy".into(), toml::Value::Table(policy));
         Builder {
             table,
             env: Vec::new(),
