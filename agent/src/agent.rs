@@ -19,7 +19,7 @@ use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::sync::PolicySource;
 use crate::telemetry::{LogHandle, Metrics};
-use crate::tokens::{FileDirectory, Tokens};
+use crate::tokens::Tokens;
 use arc_swap::ArcSwap;
 use hyper::header::HeaderValue;
 use serde::Serialize;
@@ -72,8 +72,6 @@ pub struct Ctx {
     pub kek_source: KekSource,
     /// The adjustable clock of end-to-end tests; `None` in every real run.
     pub test_clock: Option<Arc<clock::OffsetClock>>,
-    /// The users file, when `tokens.directory` is set (reloaded with the config).
-    directory_file: Option<Arc<FileDirectory>>,
     /// The live permission registry (snapshot, status, reload).
     pub policy: Arc<PolicySource>,
     env: Env,
@@ -152,7 +150,6 @@ impl Ctx {
                 version: self.policy.snapshot().map(|s| s.version().to_string()),
             });
         let outcome = self.reload_config();
-        self.reload_directory().await;
         let label = match &outcome {
             ReloadOutcome::Applied { .. } => "applied",
             ReloadOutcome::Rejected { .. } => "rejected",
@@ -178,28 +175,6 @@ impl Ctx {
             trigger,
             config: outcome,
             policy,
-        }
-    }
-
-    async fn reload_directory(&self) {
-        let Some(dir) = self.directory_file.clone() else {
-            return;
-        };
-        let tokens = self.tokens.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            dir.reload()?;
-            tokens.reconcile_roles()
-        })
-        .await;
-        match result {
-            Ok(Ok(users)) if !users.is_empty() => {
-                tracing::info!(?users, "roles changed; sessions revoked")
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "directory reload failed; keeping the previous one")
-            }
-            Err(e) => tracing::error!(error = %e, "directory reload task failed"),
         }
     }
 
@@ -303,12 +278,18 @@ async fn run_inner(
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "unknown".to_string());
     let parts = {
-        let (config, store, clock, env) =
-            (config.clone(), store.clone(), clock.clone(), env.clone());
-        tokio::task::spawn_blocking(move || build_tokens(&config, store, clock, &env))
+        let (config, store, clock, env, policy) = (
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            env.clone(),
+            policy.clone(),
+        );
+        tokio::task::spawn_blocking(move || build_tokens(&config, store, clock, &env, policy))
             .await
             .map_err(|e| crate::store::Error::Task(e.to_string()))??
     };
+    revoke_on_role_change(&policy, &parts.tokens);
     metrics
         .registry()
         .register(Box::new(crate::keys::KeyMetrics::new(parts.keys.clone())?))?;
@@ -321,7 +302,6 @@ async fn run_inner(
         tokens: parts.tokens,
         kek_source: parts.kek_source,
         test_clock,
-        directory_file: parts.directory_file,
         started_at_ms: clock.now_ms(),
         clock,
         host,
@@ -381,7 +361,6 @@ struct TokenParts {
     keys: Arc<KeyRing>,
     tokens: Arc<Tokens>,
     kek_source: KekSource,
-    directory_file: Option<Arc<FileDirectory>>,
 }
 
 /// Opens the key ring (refusing to start without a KEK in production), makes
@@ -391,6 +370,7 @@ fn build_tokens(
     store: Store,
     clock: SharedClock,
     env: &Env,
+    policy: Arc<PolicySource>,
 ) -> Result<TokenParts, Error> {
     let production = config.mode == crate::config::Mode::Production;
     let (kek, kek_source) = crate::keys::Kek::resolve(
@@ -410,14 +390,7 @@ fn build_tokens(
     keys.ensure(&Purpose::jwt(), alg)?;
     keys.ensure(&Purpose::task(), alg)?;
     keys.ensure(&Purpose::audit(), crate::keys::Algorithm::EdDSA)?;
-    let (directory, directory_file): (Arc<dyn crate::tokens::Directory>, _) =
-        match &config.tokens.directory {
-            Some(path) => {
-                let f = Arc::new(FileDirectory::load(path)?);
-                (f.clone(), Some(f))
-            }
-            None => (Arc::new(crate::tokens::StaticDirectory::default()), None),
-        };
+    let directory = Arc::new(PolicyDirectory(policy.clone()));
     let tokens = Arc::new(Tokens::new(
         config.tokens.clone(),
         keys.clone(),
@@ -430,8 +403,42 @@ fn build_tokens(
         keys,
         tokens,
         kek_source,
-        directory_file,
     })
+}
+
+/// The token service's view of the directory: the serving policy snapshot.
+/// With no snapshot loaded nobody has roles, so nobody can log in (fail
+/// closed).
+struct PolicyDirectory(Arc<PolicySource>);
+
+impl crate::tokens::Directory for PolicyDirectory {
+    fn roles_of(&self, user_id: &str, org_id: &str) -> Option<Vec<String>> {
+        let snap = self.0.snapshot()?;
+        let roles = snap.roles_of(user_id, org_id)?;
+        Some(roles.into_iter().map(str::to_string).collect())
+    }
+}
+
+/// Sessions carry the roles they were issued with; when a new policy
+/// snapshot changes a user's roles, that user's sessions are revoked so the
+/// next request re-authenticates under the new roles.
+fn revoke_on_role_change(policy: &PolicySource, tokens: &Arc<Tokens>) {
+    let tokens = Arc::downgrade(tokens);
+    policy.on_change(Box::new(move |old, new| {
+        let Some(tokens) = tokens.upgrade() else {
+            return;
+        };
+        if crate::policy::changed_users(old, new).is_empty() {
+            return;
+        }
+        match tokens.reconcile_roles() {
+            Ok(users) if !users.is_empty() => {
+                tracing::info!(?users, "roles changed; sessions revoked")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot revoke sessions after a role change"),
+        }
+    }));
 }
 
 /// Key and token events go to the log until the audit log is wired in.

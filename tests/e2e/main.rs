@@ -4,6 +4,7 @@
 mod support;
 
 mod acl;
+mod check_tokens;
 mod lifecycle;
 mod limits;
 mod ops;

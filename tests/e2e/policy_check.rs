@@ -146,7 +146,7 @@ fn every_reason_code_through_the_socket() {
             true,
         ),
         (
-            json!({"task_token": "x.y.z"}),
+            json!({"task_token": "x.y.z", "task": "orders.sync"}),
             "orders.view",
             "read",
             "task",

@@ -2,32 +2,11 @@
 //! SIGHUP and admin reload, start from the local cache, and the peer (CLI)
 //! subject mapped from the caller's uid.
 
-use crate::support::{repo_root, short_tempdir, Daemon};
+use crate::support::{copy_registry, short_tempdir, Daemon};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Copies the example registry into `root/policies`.
-fn copy_registry(root: &Path) -> PathBuf {
-    let dir = root.join("policies");
-    let src = repo_root().join("config/policies");
-    copy_tree(&src, &dir);
-    dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_tree(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();

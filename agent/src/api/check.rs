@@ -6,7 +6,8 @@
 use super::{json, ApiError, Call, Response};
 use crate::agent::Ctx;
 use crate::policy::{
-    CaseSubject, Decision, GrantSource, Reason, Request, ResourceSpec, Snapshot, Subject, Surface,
+    CaseSubject, Decision, GrantSource, Principal, Reason, Request, ResourceSpec, Snapshot,
+    Subject, Surface,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -46,6 +47,9 @@ struct WireSubject {
     mfa: Option<bool>,
     token: Option<String>,
     task_token: Option<String>,
+    /// The task a task token is presented for; required with `task_token`
+    /// (a task token authorises only its own task).
+    task: Option<String>,
     bot: Option<WireBot>,
     peer: Option<bool>,
 }
@@ -57,13 +61,20 @@ struct WireBot {
     id: String,
 }
 
-/// A subject ready for the engine, or a denial decided before it.
+/// A subject ready for the engine, or a denial decided before it (with the
+/// detail `explain` shows).
 enum Resolved {
     Subject(CaseSubject),
-    Deny(Reason),
+    Deny(Reason, String),
 }
 
-fn resolve(s: WireSubject, call: &Call, field: &str) -> Result<Resolved, ApiError> {
+fn resolve(
+    ctx: &Ctx,
+    s: WireSubject,
+    surface: Surface,
+    call: &Call,
+    field: &str,
+) -> Result<Resolved, ApiError> {
     let shapes = [
         s.user_id.is_some() || s.org_id.is_some(),
         s.token.is_some(),
@@ -79,6 +90,11 @@ fn resolve(s: WireSubject, call: &Call, field: &str) -> Result<Resolved, ApiErro
     if s.mfa.is_some() && s.user_id.is_none() {
         return Err(ApiError::bad_request(format!(
             "field `{field}.mfa`: only allowed with {{user_id, org_id}}"
+        )));
+    }
+    if s.task.is_some() != s.task_token.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "field `{field}.task`: required with task_token, and only allowed with it"
         )));
     }
     if let (Some(user_id), org) = (s.user_id.clone(), s.org_id.clone()) {
@@ -115,9 +131,39 @@ fn resolve(s: WireSubject, call: &Call, field: &str) -> Result<Resolved, ApiErro
             os_user: None,
         }));
     }
-    // Token subjects are verified by the tokens capability; until it is
-    // wired in, no token can be verified, so none is accepted (fail closed).
-    Ok(Resolved::Deny(Reason::TokenInvalid))
+    let verified = match (s.token, s.task_token, s.task) {
+        (Some(token), _, _) => ctx.tokens.verify_access(&token),
+        (None, Some(token), Some(task)) => {
+            if surface != Surface::Task {
+                return Ok(Resolved::Deny(
+                    Reason::TokenInvalid,
+                    format!(
+                        "a task token is only valid on surface `task`, not `{}`",
+                        surface.as_str()
+                    ),
+                ));
+            }
+            ctx.tokens.verify_task(&token, &task)
+        }
+        // Unreachable after the shape checks above; fail closed regardless.
+        _ => return Ok(Resolved::Deny(Reason::TokenInvalid, "no token".into())),
+    };
+    Ok(match verified {
+        Ok(claims) => Resolved::Subject(CaseSubject::Principal(Principal {
+            user_id: claims.sub.clone(),
+            org_id: claims.org.clone(),
+            roles: claims.roles.clone(),
+            mfa: claims.mfa(),
+        })),
+        Err(crate::tokens::Invalid::Revoked) => Resolved::Deny(
+            Reason::SessionRevoked,
+            "the token's session was revoked".into(),
+        ),
+        Err(invalid) => Resolved::Deny(
+            Reason::TokenInvalid,
+            format!("the token did not verify: {invalid}"),
+        ),
+    })
 }
 
 /// The OS user name of a uid, for CLI identities mapped by name.
@@ -176,9 +222,15 @@ fn answer<'a>(
     call: &Call,
     field: &str,
 ) -> Result<Answer<'a>, ApiError> {
-    let subject = resolve(body.subject, call, &format!("{field}subject"))?;
+    let subject = resolve(
+        ctx,
+        body.subject,
+        body.surface,
+        call,
+        &format!("{field}subject"),
+    )?;
     let (decision, trace) = match &subject {
-        Resolved::Deny(reason) => (Decision::deny(*reason), None),
+        Resolved::Deny(reason, _) => (Decision::deny(*reason), None),
         Resolved::Subject(s) => {
             let mut subj = s.as_subject();
             let name;
@@ -229,9 +281,9 @@ fn answer<'a>(
                 })
                 .collect(),
         ),
-        (Resolved::Deny(r), true, None) => Some(vec![Step {
+        (Resolved::Deny(r, detail), true, None) => Some(vec![Step {
             step: "subject",
-            detail: format!("token subjects are not verifiable by this agent yet ({r})"),
+            detail: format!("{r}: {detail}"),
         }]),
         _ => None,
     };
