@@ -21,8 +21,9 @@ use crate::keys::{KekSource, KeyRing, Purpose};
 use crate::server::BoundSocket;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::sync::PolicySource;
 use crate::telemetry::{LogHandle, Metrics};
-use crate::tokens::{FileDirectory, Tokens};
+use crate::tokens::Tokens;
 use arc_swap::ArcSwap;
 use hyper::header::HeaderValue;
 use serde::Serialize;
@@ -44,6 +45,8 @@ pub enum Error {
     Keys(#[from] crate::keys::Error),
     #[error(transparent)]
     Tokens(#[from] crate::tokens::Error),
+    #[error(transparent)]
+    Policy(#[from] crate::sync::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("cannot start the audit recorder: {0}")]
@@ -77,8 +80,8 @@ pub struct Ctx {
     pub kek_source: KekSource,
     /// The adjustable clock of end-to-end tests; `None` in every real run.
     pub test_clock: Option<Arc<clock::OffsetClock>>,
-    /// The users file, when `tokens.directory` is set (reloaded with the config).
-    directory_file: Option<Arc<FileDirectory>>,
+    /// The live permission registry (snapshot, status, reload).
+    pub policy: Arc<PolicySource>,
     env: Env,
     log: LogHandle,
     acl: ArcSwap<AclState>,
@@ -98,6 +101,7 @@ impl std::fmt::Debug for Ctx {
 pub struct ReloadReport {
     pub trigger: &'static str,
     pub config: ReloadOutcome,
+    pub policy: crate::sync::Reload,
 }
 
 /// Outcome of reloading one part.
@@ -118,7 +122,11 @@ impl Ctx {
 
     /// Value of `x-warden-policy-version` on every response.
     pub fn policy_version_header(&self) -> HeaderValue {
-        HeaderValue::from_static("none")
+        match self.policy.snapshot() {
+            Some(s) => HeaderValue::from_str(s.version())
+                .unwrap_or_else(|_| HeaderValue::from_static("none")),
+            None => HeaderValue::from_static("none"),
+        }
     }
 
     /// Records a caller refused by the ACL.
@@ -159,11 +167,18 @@ impl Ctx {
     }
 
     /// Re-reads what can change live: the config file's log level and caller
-    /// ACL, and the users file; sessions of users whose roles changed are
-    /// revoked. A config that no longer validates is rejected as a whole.
+    /// ACL and the users file (a config that no longer validates is rejected
+    /// as a whole; sessions of users whose roles changed are revoked), and the
+    /// policy directory (an invalid policy keeps the serving snapshot).
     pub async fn reload(&self, trigger: &'static str) -> ReloadReport {
+        let policy = self.policy.clone();
+        let policy = tokio::task::spawn_blocking(move || policy.reload_now(trigger))
+            .await
+            .unwrap_or_else(|e| crate::sync::Reload::Rejected {
+                error: format!("policy reload task failed: {e}"),
+                version: self.policy.snapshot().map(|s| s.version().to_string()),
+            });
         let outcome = self.reload_config();
-        self.reload_directory().await;
         let label = match &outcome {
             ReloadOutcome::Applied { .. } => "applied",
             ReloadOutcome::Rejected { .. } => "rejected",
@@ -203,28 +218,7 @@ impl Ctx {
         ReloadReport {
             trigger,
             config: outcome,
-        }
-    }
-
-    async fn reload_directory(&self) {
-        let Some(dir) = self.directory_file.clone() else {
-            return;
-        };
-        let tokens = self.tokens.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            dir.reload()?;
-            tokens.reconcile_roles()
-        })
-        .await;
-        match result {
-            Ok(Ok(users)) if !users.is_empty() => {
-                tracing::info!(?users, "roles changed; sessions revoked")
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "directory reload failed; keeping the previous one")
-            }
-            Err(e) => tracing::error!(error = %e, "directory reload task failed"),
+            policy,
         }
     }
 
@@ -313,6 +307,19 @@ async fn run_inner(
         Some(c) => c.clone(),
         None => clock::system(),
     };
+    let policy_metrics = crate::sync::Metrics::new(metrics.registry(), metrics.reloads.clone())?;
+    let policy = {
+        let (config, store, clock) = (config.policy.clone(), store.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || {
+            PolicySource::open(config, store, clock, policy_metrics)
+        })
+        .await
+        .map_err(|e| crate::store::Error::Task(e.to_string()))?
+    };
+    if let Err(e) = policy.watch() {
+        // Not fatal: SIGHUP and /v1/admin/reload still reload.
+        tracing::warn!(error = %e, "policy directory is not watched; reload with SIGHUP");
+    }
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -335,14 +342,20 @@ async fn run_inner(
         .map_err(|e| crate::store::Error::Task(e.to_string()))??
     };
     let parts = {
-        let (config, store, clock, env) =
-            (config.clone(), store.clone(), clock.clone(), env.clone());
-        tokio::task::spawn_blocking(move || build_tokens(&config, store, clock, &env))
+        let (config, store, clock, env, policy) = (
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            env.clone(),
+            policy.clone(),
+        );
+        tokio::task::spawn_blocking(move || build_tokens(&config, store, clock, &env, policy))
             .await
             .map_err(|e| crate::store::Error::Task(e.to_string()))??
     };
     // Cannot be set already: this is the only place that sets it.
     let _ = audit_ring.set(parts.keys.clone());
+    revoke_on_role_change(&policy, &parts.tokens);
     metrics
         .registry()
         .register(Box::new(crate::keys::KeyMetrics::new(parts.keys.clone())?))?;
@@ -356,12 +369,12 @@ async fn run_inner(
         tokens: parts.tokens,
         kek_source: parts.kek_source,
         test_clock,
-        directory_file: parts.directory_file,
         started_at_ms: clock.now_ms(),
         clock,
         host,
         host_id,
         started: Instant::now(),
+        policy,
         env,
         log,
         acl: ArcSwap::from_pointee(AclState { generation: 1, acl }),
@@ -388,6 +401,7 @@ async fn run_inner(
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.trigger();
     while tasks.join_next().await.is_some() {}
+    ctx.policy.stop_watching();
 
     let recorder = ctx.audit.clone();
     match tokio::task::spawn_blocking(move || recorder.shutdown()).await {
@@ -420,7 +434,6 @@ struct TokenParts {
     keys: Arc<KeyRing>,
     tokens: Arc<Tokens>,
     kek_source: KekSource,
-    directory_file: Option<Arc<FileDirectory>>,
 }
 
 /// Opens the key ring (refusing to start without a KEK in production), makes
@@ -430,6 +443,7 @@ fn build_tokens(
     store: Store,
     clock: SharedClock,
     env: &Env,
+    policy: Arc<PolicySource>,
 ) -> Result<TokenParts, Error> {
     let production = config.mode == crate::config::Mode::Production;
     let (kek, kek_source) = crate::keys::Kek::resolve(
@@ -449,14 +463,7 @@ fn build_tokens(
     keys.ensure(&Purpose::jwt(), alg)?;
     keys.ensure(&Purpose::task(), alg)?;
     keys.ensure(&Purpose::audit(), crate::keys::Algorithm::EdDSA)?;
-    let (directory, directory_file): (Arc<dyn crate::tokens::Directory>, _) =
-        match &config.tokens.directory {
-            Some(path) => {
-                let f = Arc::new(FileDirectory::load(path)?);
-                (f.clone(), Some(f))
-            }
-            None => (Arc::new(crate::tokens::StaticDirectory::default()), None),
-        };
+    let directory = Arc::new(PolicyDirectory(policy.clone()));
     let tokens = Arc::new(Tokens::new(
         config.tokens.clone(),
         keys.clone(),
@@ -469,7 +476,6 @@ fn build_tokens(
         keys,
         tokens,
         kek_source,
-        directory_file,
     })
 }
 
@@ -508,8 +514,42 @@ impl crate::audit::CheckpointSigner for KeyRingCheckpointSigner {
     }
 }
 
-/// Key and token events go to the log until the audit log records them
-/// (left for the merge: recording them shifts every test's expected seqs).
+/// The token service's view of the directory: the serving policy snapshot.
+/// With no snapshot loaded nobody has roles, so nobody can log in (fail
+/// closed).
+struct PolicyDirectory(Arc<PolicySource>);
+
+impl crate::tokens::Directory for PolicyDirectory {
+    fn roles_of(&self, user_id: &str, org_id: &str) -> Option<Vec<String>> {
+        let snap = self.0.snapshot()?;
+        let roles = snap.roles_of(user_id, org_id)?;
+        Some(roles.into_iter().map(str::to_string).collect())
+    }
+}
+
+/// Sessions carry the roles they were issued with; when a new policy
+/// snapshot changes a user's roles, that user's sessions are revoked so the
+/// next request re-authenticates under the new roles.
+fn revoke_on_role_change(policy: &PolicySource, tokens: &Arc<Tokens>) {
+    let tokens = Arc::downgrade(tokens);
+    policy.on_change(Box::new(move |old, new| {
+        let Some(tokens) = tokens.upgrade() else {
+            return;
+        };
+        if crate::policy::changed_users(old, new).is_empty() {
+            return;
+        }
+        match tokens.reconcile_roles() {
+            Ok(users) if !users.is_empty() => {
+                tracing::info!(?users, "roles changed; sessions revoked")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot revoke sessions after a role change"),
+        }
+    }));
+}
+
+/// Key and token events go to the log until the audit log is wired in.
 struct LogKeyEvents;
 
 impl crate::keys::EventSink for LogKeyEvents {
@@ -662,7 +702,14 @@ async fn watchdog(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
 impl Ctx {
     /// `None` when the agent can answer checks; otherwise why not.
     pub fn not_ready_reason(&self) -> Option<String> {
-        None
+        if self.policy.snapshot().is_some() {
+            return None;
+        }
+        let status = self.policy.status();
+        Some(format!(
+            "no policy snapshot loaded (files unusable, no cache): {}",
+            status.last_error.as_deref().unwrap_or("not loaded yet")
+        ))
     }
 
     /// The `/v1/status` document. Each capability contributes its section.
@@ -692,6 +739,7 @@ impl Ctx {
                 KekSource::File(_) => "file",
                 KekSource::Dev(_) => "development",
             },
+            "policy": self.policy.status(),
         })
     }
 }

@@ -14,10 +14,12 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod keys;
+pub mod policy;
 pub mod random;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod tokens;
 

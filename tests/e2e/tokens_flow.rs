@@ -2,7 +2,9 @@
 //! concurrent refresh, revocation (session, password reset, role change),
 //! task tokens, restart, and bad input.
 
-use crate::tokens_support::{builder, kid_of, login, reason, refresh, start, users_file, verify};
+use crate::tokens_support::{
+    builder, directory_file, kid_of, login, reason, refresh, start, verify,
+};
 use serde_json::json;
 
 #[test]
@@ -161,10 +163,16 @@ fn a_role_change_seen_on_reload_revokes_the_users_sessions() {
     let d = start();
     let alice = login(&d, "alice", "acme");
     let bob = login(&d, "bob", "acme");
-    let users = std::fs::read_to_string(users_file(&d)).unwrap();
+    let users = std::fs::read_to_string(directory_file(&d)).unwrap();
+    let bob_clerk =
+        "name = \"Bob Baker\"\nmemberships = [\n  { org = \"acme\", roles = [\"inventory_clerk\"]";
+    assert!(users.contains(bob_clerk));
     std::fs::write(
-        users_file(&d),
-        users.replace("\"inventory_clerk\"", "\"inventory_supervisor\""),
+        directory_file(&d),
+        users.replace(
+            bob_clerk,
+            &bob_clerk.replace("inventory_clerk", "inventory_supervisor"),
+        ),
     )
     .unwrap();
     let r = d.post_json("/v1/admin/reload", &json!({}));
@@ -369,10 +377,9 @@ fn keys_sessions_and_revocations_survive_a_restart() {
     );
     let kid = kid_of(alice["access_token"].as_str().unwrap());
     let dir = d.into_dir();
-    let users = dir.path().join("users.toml");
     let d = crate::support::Daemon::builder()
         .in_dir(dir)
-        .set("tokens.directory", users.to_string_lossy().to_string())
+        .own_registry()
         .start();
     assert_eq!(
         verify(&d, alice["access_token"].as_str().unwrap())["valid"],

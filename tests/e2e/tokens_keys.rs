@@ -227,11 +227,10 @@ fn production_refuses_to_start_without_a_kek_and_uses_the_one_given() {
     let kek = dir.path().join("kek");
     std::fs::write(&kek, [42u8; 32]).unwrap();
     std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let users = dir.path().join("users.toml");
     let d = Daemon::builder()
         .in_dir(dir)
+        .own_registry()
         .set("mode", "production")
-        .set("tokens.directory", users.to_string_lossy().to_string())
         .env("WARDEN_KEK_FILE", &kek.to_string_lossy())
         .start();
     assert_eq!(d.get("/v1/status").json()["kek"], "file");

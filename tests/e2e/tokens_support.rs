@@ -1,34 +1,13 @@
 //! Helpers shared by the token end-to-end tests.
 
-use crate::support::{short_tempdir, Builder, Daemon};
+use crate::support::{Builder, Daemon};
 use serde_json::{json, Value};
 
-/// The users file every token test starts from.
-pub const USERS: &str = r#"
-[[users]]
-id = "alice"
-org = "acme"
-roles = ["inventory_supervisor"]
-
-[[users]]
-id = "bob"
-org = "acme"
-roles = ["inventory_clerk"]
-
-[[users]]
-id = "carol"
-org = "globex"
-roles = ["org_admin"]
-"#;
-
-/// A daemon builder with the users file written and keys rotating at once.
+/// A daemon on its own copy of the example registry (alice and bob in acme,
+/// carol in globex) with keys rotating at once.
 pub fn builder() -> Builder {
-    let tmp = short_tempdir();
-    let users = tmp.path().join("users.toml");
-    std::fs::write(&users, USERS).unwrap();
     Daemon::builder()
-        .in_dir(tmp)
-        .set("tokens.directory", users.to_string_lossy().to_string())
+        .own_registry()
         .set("keys.propagation_delay", "0s")
 }
 
@@ -36,8 +15,9 @@ pub fn start() -> Daemon {
     builder().start()
 }
 
-pub fn users_file(d: &Daemon) -> std::path::PathBuf {
-    d.dir.join("users.toml")
+/// The directory file of the daemon's registry copy (roles live here).
+pub fn directory_file(d: &Daemon) -> std::path::PathBuf {
+    d.dir.join("policies/directory.toml")
 }
 
 /// Logs `user` into `org`; asserts success.

@@ -149,7 +149,7 @@ impl From<crate::tokens::Error> for ApiError {
                 format!("subject token is not valid: {}", reason.code()),
             ),
             E::Keys(k) => ApiError::from(k),
-            E::Store(_) | E::Encode(_) | E::Directory(_) => ApiError::internal(e),
+            E::Store(_) | E::Encode(_) => ApiError::internal(e),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! common headers on whatever comes back.
 
 pub mod audit;
+mod check;
 mod error;
 pub mod json;
 mod ops;
@@ -173,6 +174,9 @@ impl Api {
             Route::AdminKeysRollback => tokens::keys_rollback(ctx, &call).await,
             Route::AdminKeysRetire => tokens::keys_retire(ctx, &call).await,
             Route::AdminTestClock => tokens::test_clock(ctx, &call).await,
+            Route::Check => check::check(ctx, &call).await,
+            Route::CheckBatch => check::batch(ctx, &call).await,
+            Route::Permissions => check::permissions(ctx, &call).await,
         }
     }
 

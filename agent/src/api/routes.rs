@@ -28,6 +28,9 @@ pub enum Route {
     AdminKeysRollback,
     AdminKeysRetire,
     AdminTestClock,
+    Check,
+    CheckBatch,
+    Permissions,
 }
 
 impl Route {
@@ -53,6 +56,9 @@ impl Route {
         Route::AdminKeysRollback,
         Route::AdminKeysRetire,
         Route::AdminTestClock,
+        Route::Check,
+        Route::CheckBatch,
+        Route::Permissions,
     ];
 
     /// The label used in metrics and logs: the path pattern, never the raw
@@ -79,6 +85,9 @@ impl Route {
             Route::AdminKeysRollback => "/v1/admin/keys/rollback",
             Route::AdminKeysRetire => "/v1/admin/keys/retire",
             Route::AdminTestClock => "/v1/admin/test/clock",
+            Route::Check => "/v1/check",
+            Route::CheckBatch => "/v1/check/batch",
+            Route::Permissions => "/v1/permissions",
         }
     }
 
@@ -92,7 +101,8 @@ impl Route {
             | Route::AuditProof
             | Route::AuditConsistency
             | Route::Jwks
-            | Route::AdminKeys => Method::GET,
+            | Route::AdminKeys
+            | Route::Permissions => Method::GET,
             Route::AdminReload
             | Route::AuditEvents
             | Route::TokensIssue
@@ -103,7 +113,9 @@ impl Route {
             | Route::AdminKeysRotate
             | Route::AdminKeysRollback
             | Route::AdminKeysRetire
-            | Route::AdminTestClock => Method::POST,
+            | Route::AdminTestClock
+            | Route::Check
+            | Route::CheckBatch => Method::POST,
         }
     }
 
@@ -125,6 +137,7 @@ impl Route {
             | Route::AdminKeysRollback
             | Route::AdminKeysRetire
             | Route::AdminTestClock => Some(Op::Admin),
+            Route::Check | Route::CheckBatch | Route::Permissions => Some(Op::Check),
         }
     }
 
@@ -156,6 +169,9 @@ impl Route {
             "/v1/admin/keys/rollback" => Route::AdminKeysRollback,
             "/v1/admin/keys/retire" => Route::AdminKeysRetire,
             "/v1/admin/test/clock" => Route::AdminTestClock,
+            "/v1/check" => Route::Check,
+            "/v1/check/batch" => Route::CheckBatch,
+            "/v1/permissions" => Route::Permissions,
             _ => return None,
         })
     }

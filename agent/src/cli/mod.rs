@@ -5,6 +5,7 @@
 mod audit;
 mod client;
 mod keys;
+mod policy;
 mod serve;
 
 pub use client::{AgentClient, ClientError};
@@ -46,6 +47,11 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// List, rotate, roll back and retire keys (through the running agent).
     Keys(keys::KeysArgs),
+    /// Ask the running agent for a permission decision (exit 0 allow, 1 deny).
+    Check(policy::CheckArgs),
+    /// Validate, test and diff policy directories offline.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +105,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Check { file }) => config_check(&file, &env),
         Command::Audit(cmd) => audit::run(cmd, &env),
         Command::Keys(args) => keys::run(args, &env),
+        Command::Check(args) => policy::check(args, &env),
+        Command::Policy(cmd) => policy::run(cmd),
     }
 }
 

@@ -19,6 +19,8 @@ pub fn run(args: ServeArgs, env: Env) -> ExitCode {
         tracing::warn!("running on the embedded development config; use --config for production");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.worker_threads)
+        .thread_name("warden-worker")
         .enable_all()
         .build()
     {

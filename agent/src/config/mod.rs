@@ -86,6 +86,7 @@ pub struct Config {
     pub audit: crate::audit::Config,
     pub keys: crate::keys::Config,
     pub tokens: crate::tokens::Config,
+    pub policy: crate::sync::Config,
     /// Where this config was read from; kept so SIGHUP can re-read it.
     #[serde(skip)]
     pub source: Source,
@@ -108,6 +109,7 @@ struct RawConfig {
     audit: crate::audit::RawConfig,
     keys: crate::keys::RawConfig,
     tokens: crate::tokens::RawConfig,
+    policy: crate::sync::RawConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +196,7 @@ impl Config {
             |t| t.key_grace_ms(),
         );
         let keys = crate::keys::Config::from_raw(raw.keys, default_grace, p);
+        let policy = crate::sync::Config::from_raw(raw.policy, p);
         Some(Config {
             mode: mode?,
             server: server?,
@@ -203,6 +206,7 @@ impl Config {
             audit: audit?,
             keys: keys?,
             tokens: tokens?,
+            policy: policy?,
             source,
         })
     }

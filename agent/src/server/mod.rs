@@ -43,6 +43,7 @@ pub struct RawConfig {
     body_read_timeout: Option<String>,
     idle_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    worker_threads: Option<usize>,
 }
 
 /// The `[server]` section.
@@ -64,6 +65,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     #[serde(serialize_with = "crate::config::ser_duration")]
     pub shutdown_grace: Duration,
+    /// Async worker threads. One is the default: a check is microseconds of
+    /// CPU, so one worker serves ~100k requests/s, and every extra worker
+    /// adds cross-thread wake-ups to each request's latency (measured: p50
+    /// 31 µs with one worker, 47 µs with two, at one connection). Database
+    /// work runs on separate blocking threads either way.
+    pub worker_threads: usize,
 }
 
 fn ser_mode<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
@@ -111,6 +118,10 @@ impl Config {
         let body_read_timeout = d(p, "body_read_timeout", raw.body_read_timeout, "10s");
         let idle_timeout = d(p, "idle_timeout", raw.idle_timeout, "60s");
         let shutdown_grace = d(p, "shutdown_grace", raw.shutdown_grace, "10s");
+        let worker_threads = raw.worker_threads.unwrap_or(1);
+        if !(1..=64).contains(&worker_threads) {
+            p.add("server.worker_threads", "must be between 1 and 64");
+        }
         Some(Config {
             socket: socket?,
             socket_mode: socket_mode?,
@@ -121,6 +132,7 @@ impl Config {
             body_read_timeout: body_read_timeout?,
             idle_timeout: idle_timeout?,
             shutdown_grace: shutdown_grace?,
+            worker_threads,
         })
     }
 }

@@ -29,8 +29,10 @@ mod sessions;
 
 pub use keys::KeyRow;
 pub use sessions::{RefreshOutcome, SessionRow};
+mod policy;
 
 pub use error::Error;
+pub use policy::CachedPolicy;
 
 use include_dir::{include_dir, Dir};
 use rusqlite::{Connection, OpenFlags};

@@ -29,3 +29,27 @@ fn missing_file_is_reported_for_read_only_open() {
         Error::Missing { .. }
     ));
 }
+
+#[test]
+fn policy_cache_round_trips_and_replaces() {
+    use crate::policy::SourceFile;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.cached_policy().unwrap(), None);
+    let f = |n: &str, t: &str| SourceFile {
+        name: n.into(),
+        text: t.into(),
+    };
+    store
+        .save_policy("v1", &[f("a.toml", "x"), f("b.toml", "y")], 10)
+        .unwrap();
+    store.save_policy("v2", &[f("c.toml", "z")], 20).unwrap();
+    drop(store);
+    let cached = Store::open(dir.path())
+        .unwrap()
+        .cached_policy()
+        .unwrap()
+        .unwrap();
+    assert_eq!((cached.version.as_str(), cached.saved_at_ms), ("v2", 20));
+    assert_eq!(cached.files, vec![f("c.toml", "z")]);
+}

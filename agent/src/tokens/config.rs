@@ -5,7 +5,6 @@
 use crate::config::Problems;
 use crate::keys::{duration_ms, ser_ms};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
 /// Token settings (`[tokens]`).
 #[derive(Debug, Clone, Serialize)]
@@ -33,10 +32,6 @@ pub struct Config {
     pub reuse_grace_ms: i64,
     /// Verified tokens remembered to skip the signature check on repeats.
     pub cache_capacity: usize,
-    /// A users file (user -> org -> roles) used as the directory until the
-    /// policy directory is wired in; see `tokens::FileDirectory`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub directory: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -51,7 +46,6 @@ impl Default for Config {
             reuse_grace_ms: 5_000,
             // ~1 KiB per entry at most: 16 MiB worst case.
             cache_capacity: 16_384,
-            directory: None,
         }
     }
 }
@@ -68,7 +62,6 @@ pub struct RawConfig {
     pub refresh_absolute: Option<String>,
     pub reuse_grace: Option<String>,
     pub cache_capacity: Option<usize>,
-    pub directory: Option<PathBuf>,
 }
 
 impl Config {
@@ -114,7 +107,6 @@ impl Config {
             refresh_absolute_ms: absolute?,
             reuse_grace_ms: grace?,
             cache_capacity: raw.cache_capacity.unwrap_or(d.cache_capacity),
-            directory: raw.directory,
         };
         let problems = cfg.problems();
         for (path, msg) in &problems {

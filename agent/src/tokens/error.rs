@@ -66,8 +66,6 @@ pub enum Error {
     Keys(#[from] crate::keys::Error),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
-    #[error("directory: {0}")]
-    Directory(String),
     #[error("cannot encode token: {0}")]
     Encode(String),
 }

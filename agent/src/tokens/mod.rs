@@ -20,12 +20,10 @@
 
 mod cache;
 mod config;
-mod directory;
 mod error;
 pub mod jwt;
 
 pub use config::{Config, RawConfig};
-pub use directory::FileDirectory;
 pub use error::{Error, Invalid};
 
 use crate::clock::SharedClock;

@@ -933,40 +933,6 @@ mod props {
 }
 
 #[test]
-fn a_users_file_is_the_directory_and_a_bad_reload_keeps_the_old_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.toml");
-    std::fs::write(
-        &path,
-        "[[users]]\nid = \"alice\"\norg = \"acme\"\nroles = [\"clerk\"]\n",
-    )
-    .unwrap();
-    let d = FileDirectory::load(&path).unwrap();
-    assert_eq!(d.roles_of("alice", "acme"), Some(vec!["clerk".to_string()]));
-    assert_eq!(d.roles_of("alice", "globex"), None);
-    std::fs::write(
-        &path,
-        "[[users]]\nid = \"alice\"\norg = \"acme\"\nrole = []\n",
-    )
-    .unwrap();
-    assert!(matches!(d.reload(), Err(Error::Directory(_))));
-    assert_eq!(d.roles_of("alice", "acme"), Some(vec!["clerk".to_string()]));
-    std::fs::write(
-        &path,
-        "[[users]]\nid = \"a\"\norg = \"o\"\nroles = []\n[[users]]\nid = \"a\"\norg = \"o\"\nroles = []\n",
-    )
-    .unwrap();
-    assert!(matches!(
-        FileDirectory::load(&path),
-        Err(Error::Directory(_))
-    ));
-    assert!(matches!(
-        FileDirectory::load(&dir.path().join("missing.toml")),
-        Err(Error::Directory(_))
-    ));
-}
-
-#[test]
 fn prune_deletes_ended_sessions_and_forgets_their_revocations() {
     let fx = fx();
     let a = login(&fx, "u-42");

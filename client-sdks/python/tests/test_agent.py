@@ -92,6 +92,10 @@ dir = "{state}"
 format = "human"
 level = "info"
 
+# Readiness needs a policy: the example registry (the agent's cwd is the repo).
+[policy]
+dir = "config/policies"
+
 [[callers]]
 name = "tests"
 uids = [UID]

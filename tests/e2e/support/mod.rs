@@ -32,6 +32,7 @@ pub struct Builder {
     table: toml::Table,
     env: Vec<(String, String)>,
     wait_ready: bool,
+    own_registry: bool,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -45,6 +46,26 @@ pub struct Daemon {
     pub log_path: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     expect_clean_exit: bool,
+}
+
+/// Copies the example registry into `root/policies` (for tests that edit it).
+pub fn copy_registry(root: &Path) -> PathBuf {
+    let dir = root.join("policies");
+    copy_tree(&repo_root().join("config/policies"), &dir);
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("dir entry");
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy file");
+        }
+    }
 }
 
 /// A short temp dir under /tmp: socket paths must fit in 107 bytes.
@@ -84,10 +105,22 @@ allow = ["all"]
         )
         .expect("base config");
         table.extend(base);
+        // Every daemon serves the example registry unless a test says otherwise.
+        let mut policy = toml::Table::new();
+        policy.insert(
+            "dir".into(),
+            repo_root()
+                .join("config/policies")
+                .to_string_lossy()
+                .to_string()
+                .into(),
+        );
+        table.insert("policy".into(), toml::Value::Table(policy));
         Builder {
             table,
             env: Vec::new(),
             wait_ready: true,
+            own_registry: false,
             dir: None,
         }
     }
@@ -136,6 +169,13 @@ allow = ["all"]
         self
     }
 
+    /// Serves a copy of the example registry in `<dir>/policies` (kept
+    /// across restarts in the same dir) that the test may edit.
+    pub fn own_registry(mut self) -> Builder {
+        self.own_registry = true;
+        self
+    }
+
     pub fn no_wait(mut self) -> Builder {
         self.wait_ready = false;
         self
@@ -147,6 +187,13 @@ allow = ["all"]
         let dir = tmp.path().to_path_buf();
         let socket = dir.join("s.sock");
         let state_dir = dir.join("state");
+        if self.own_registry {
+            let policies = dir.join("policies");
+            if !policies.exists() {
+                copy_registry(&dir);
+            }
+            self = self.set("policy.dir", policies.to_string_lossy().to_string());
+        }
         if self
             .table
             .get("server")
