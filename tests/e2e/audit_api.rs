@@ -297,14 +297,26 @@ fn tail_follow_prints_new_records() {
             .status,
         200
     );
-    let mut child = std::process::Command::new(crate::support::warden_bin())
-        .args(["audit", "tail", "-f", "-n", "1", "--state-dir"])
-        .arg(&d.state_dir)
-        .env_clear()
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Killed on drop, also when an assertion fails: a leaked `tail -f`
+    // would hold the test runner's output open and hang the whole suite.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(
+        std::process::Command::new(crate::support::warden_bin())
+            .args(["audit", "tail", "-f", "-n", "1", "--state-dir"])
+            .arg(&d.state_dir)
+            .env_clear()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["seq"], 1);
     assert_eq!(
@@ -314,8 +326,7 @@ fn tail_follow_prints_new_records() {
     );
     let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(second["seq"], 2);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod acl;
 mod audit_api;
 mod audit_crash;
 mod audit_tamper;
+mod audit_wiring;
 mod check_tokens;
 mod lifecycle;
 mod limits;

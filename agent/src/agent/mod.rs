@@ -39,6 +39,7 @@ mod wiring;
 
 pub use reload::{ReloadOutcome, ReloadReport};
 use tasks::{host_id, key_maintenance, notify, signals, watchdog, SignalHandlers};
+pub use wiring::DecisionRecord;
 use wiring::{build_tokens, revoke_on_role_change, KeyRingCheckpointSigner};
 
 /// Why the agent could not start or stopped with an error.
@@ -211,9 +212,9 @@ async fn run_inner(
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "unknown".to_string());
-    // The recorder starts before the key ring (so the ring's events can be
-    // recorded from the first one once they are wired in); it signs
-    // checkpoints with the ring's `audit` key once the ring is built.
+    // The recorder starts before the key ring so the ring's events are
+    // recorded from the first one; it signs checkpoints with the ring's
+    // `audit` key once the ring is built.
     let audit_ring = Arc::new(std::sync::OnceLock::new());
     let audit = {
         let store = store.clone();
@@ -229,17 +230,24 @@ async fn run_inner(
         .map_err(|e| crate::store::Error::Task(e.to_string()))??
     };
     let parts = {
-        let (config, store, clock, env, policy) = (
+        let (config, store, clock, env, policy, audit) = (
             config.clone(),
             store.clone(),
             clock.clone(),
             env.clone(),
             policy.clone(),
+            audit.clone(),
         );
-        tokio::task::spawn_blocking(move || build_tokens(&config, store, clock, &env, policy))
-            .await
-            .map_err(|e| crate::store::Error::Task(e.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            build_tokens(&config, store, clock, &env, policy, audit)
+        })
+        .await
+        .map_err(|e| crate::store::Error::Task(e.to_string()))??
     };
+    // Start-up events (keys created) are durable before the socket answers.
+    if let Err(e) = audit.flush().await {
+        tracing::error!(error = %e, "cannot flush start-up audit events");
+    }
     // Cannot be set already: this is the only place that sets it.
     let _ = audit_ring.set(parts.keys.clone());
     revoke_on_role_change(&policy, &parts.tokens);

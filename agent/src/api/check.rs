@@ -4,7 +4,7 @@
 //! decided against one consistent version even if a reload lands mid-way.
 
 use super::{json, ApiError, Call, Response};
-use crate::agent::Ctx;
+use crate::agent::{Ctx, DecisionRecord};
 use crate::policy::{
     CaseSubject, Decision, GrantSource, Principal, Reason, Request, ResourceSpec, Snapshot,
     Subject, Surface,
@@ -64,7 +64,8 @@ struct WireBot {
 /// A subject ready for the engine, or a denial decided before it (with the
 /// detail `explain` shows).
 enum Resolved {
-    Subject(CaseSubject),
+    /// The subject, and the session it acts in (token subjects).
+    Subject(CaseSubject, Option<String>),
     Deny(Reason, String),
 }
 
@@ -103,11 +104,14 @@ fn resolve(
                 "field `{field}.org_id`: missing (required with user_id)"
             ))
         })?;
-        return Ok(Resolved::Subject(CaseSubject::User {
-            user_id,
-            org_id,
-            mfa: s.mfa.unwrap_or(false),
-        }));
+        return Ok(Resolved::Subject(
+            CaseSubject::User {
+                user_id,
+                org_id,
+                mfa: s.mfa.unwrap_or(false),
+            },
+            None,
+        ));
     }
     if s.org_id.is_some() {
         return Err(ApiError::bad_request(format!(
@@ -115,10 +119,13 @@ fn resolve(
         )));
     }
     if let Some(b) = s.bot {
-        return Ok(Resolved::Subject(CaseSubject::Bot {
-            platform: b.platform,
-            id: b.id,
-        }));
+        return Ok(Resolved::Subject(
+            CaseSubject::Bot {
+                platform: b.platform,
+                id: b.id,
+            },
+            None,
+        ));
     }
     if let Some(peer) = s.peer {
         if !peer {
@@ -126,10 +133,13 @@ fn resolve(
                 "field `{field}.peer`: must be true"
             )));
         }
-        return Ok(Resolved::Subject(CaseSubject::Peer {
-            uid: Some(call.peer.uid),
-            os_user: None,
-        }));
+        return Ok(Resolved::Subject(
+            CaseSubject::Peer {
+                uid: Some(call.peer.uid),
+                os_user: None,
+            },
+            None,
+        ));
     }
     let verified = match (s.token, s.task_token, s.task) {
         (Some(token), _, _) => ctx.tokens.verify_access(&token),
@@ -149,12 +159,15 @@ fn resolve(
         _ => return Ok(Resolved::Deny(Reason::TokenInvalid, "no token".into())),
     };
     Ok(match verified {
-        Ok(claims) => Resolved::Subject(CaseSubject::Principal(Principal {
-            user_id: claims.sub.clone(),
-            org_id: claims.org.clone(),
-            roles: claims.roles.clone(),
-            mfa: claims.mfa(),
-        })),
+        Ok(claims) => Resolved::Subject(
+            CaseSubject::Principal(Principal {
+                user_id: claims.sub.clone(),
+                org_id: claims.org.clone(),
+                roles: claims.roles.clone(),
+                mfa: claims.mfa(),
+            }),
+            claims.sid.clone(),
+        ),
         Err(crate::tokens::Invalid::Revoked) => Resolved::Deny(
             Reason::SessionRevoked,
             "the token's session was revoked".into(),
@@ -231,7 +244,7 @@ fn answer<'a>(
     )?;
     let (decision, trace) = match &subject {
         Resolved::Deny(reason, _) => (Decision::deny(*reason), None),
-        Resolved::Subject(s) => {
+        Resolved::Subject(s, _) => {
             let mut subj = s.as_subject();
             let name;
             if let Subject::Peer { uid: Some(uid), .. } = subj {
@@ -290,15 +303,86 @@ fn answer<'a>(
     if !decision.enforced {
         tracing::info!(request_id = %call.request_id, permission = %body.permission, action = %body.action, reason = decision.reason.as_str(), "report-mode decision would deny");
     }
+    let decision_id = decision_id();
+    let asked = Asked {
+        permission: &body.permission,
+        action: &body.action,
+        surface: body.surface,
+        resource: body.resource.as_ref(),
+    };
+    record(
+        ctx,
+        call,
+        &subject,
+        &asked,
+        &decision,
+        &decision_id,
+        snap.version(),
+    )?;
     Ok(Answer {
         allow: decision.allow,
         reason: decision.reason.as_str(),
         enforced: decision.enforced,
-        decision_id: decision_id(),
+        decision_id,
         policy_version: snap.version(),
         matched,
         explain,
     })
+}
+
+/// What a check asked, for its audit record.
+struct Asked<'a> {
+    permission: &'a str,
+    action: &'a str,
+    surface: Surface,
+    resource: Option<&'a ResourceSpec>,
+}
+
+/// Hands the decision to the audit trail; a refusal fails the check closed.
+fn record(
+    ctx: &Ctx,
+    call: &Call,
+    subject: &Resolved,
+    body: &Asked<'_>,
+    decision: &Decision,
+    decision_id: &str,
+    policy_version: &str,
+) -> Result<(), ApiError> {
+    let (user, subject_org, roles, session): (_, _, &[String], _) = match subject {
+        Resolved::Subject(
+            CaseSubject::User {
+                user_id, org_id, ..
+            },
+            _,
+        ) => (Some(user_id.as_str()), Some(org_id.as_str()), &[], None),
+        Resolved::Subject(CaseSubject::Principal(p), session) => (
+            Some(p.user_id.as_str()),
+            Some(p.org_id.as_str()),
+            &p.roles,
+            session.as_deref(),
+        ),
+        _ => (None, None, &[], None),
+    };
+    let resource = body.resource;
+    let org_id = resource.and_then(|r| r.org_id.as_deref()).or(subject_org);
+    ctx.record_decision(&DecisionRecord {
+        peer: call.peer,
+        request_id: &call.request_id,
+        decision_id,
+        user,
+        roles,
+        session,
+        permission: body.permission,
+        action: body.action,
+        org_id,
+        surface: body.surface.as_str(),
+        allow: decision.allow,
+        enforced: decision.enforced,
+        reason: decision.reason.as_str(),
+        policy_version,
+        resource: resource.and_then(|r| serde_json::to_value(r).ok()),
+    })
+    .map_err(ApiError::from)
 }
 
 fn snapshot(ctx: &Ctx) -> Result<Arc<Snapshot>, ApiError> {

@@ -104,7 +104,7 @@ struct RawPeer {
 }
 
 /// The resource part of a case.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSpec {
     pub org_id: Option<String>,

@@ -172,13 +172,16 @@ pub struct TaskToken {
 /// A token-related security event, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenEvent {
-    /// `session_revoked`, `user_sessions_revoked`, `refresh_reused`.
+    /// `issued`, `refreshed`, `session_revoked`, `user_sessions_revoked`,
+    /// `refresh_reused`.
     pub kind: &'static str,
     pub user_id: String,
     pub org_id: Option<String>,
     pub session_id: Option<String>,
     pub reason: String,
     pub count: usize,
+    /// The key that signed the access token (`issued`, `refreshed`).
+    pub kid: Option<String>,
 }
 
 /// Receives token events (the audit log, wired by the agent).
@@ -422,8 +425,17 @@ impl Tokens {
             revoked_reason: None,
         };
         session.epoch = self.store.session_create(&session, &hash)?;
-        let access = self.sign_access(&session, roles, req.amr.clone(), now)?;
+        let (access, kid) = self.sign_access(&session, roles, req.amr.clone(), now)?;
         self.stats.issued.inc();
+        self.events.token_event(&TokenEvent {
+            kind: "issued",
+            user_id: session.user_id.clone(),
+            org_id: Some(session.org_id.clone()),
+            session_id: Some(session.id.clone()),
+            reason: req.amr.join(","),
+            count: 1,
+            kid: Some(kid),
+        });
         Ok(Issued {
             access_token: access,
             expires_in: self.cfg.access_ttl_ms / 1000,
@@ -444,7 +456,7 @@ impl Tokens {
         roles: Vec<String>,
         amr: Vec<String>,
         now: i64,
-    ) -> Result<String, Error> {
+    ) -> Result<(String, String), Error> {
         let key = self.keys.signer(&Purpose::jwt())?;
         let iat = now.div_euclid(1000);
         let claims = Claims {
@@ -462,7 +474,7 @@ impl Tokens {
             aud: None,
             ep: s.epoch,
         };
-        jwt::encode(&key, &claims)
+        Ok((jwt::encode(&key, &claims)?, key.kid().to_string()))
     }
 
     /// Trades a refresh token for a new access token and a new refresh
@@ -511,6 +523,7 @@ impl Tokens {
                     session_id: Some(session.id.clone()),
                     reason: "refresh_reused".to_string(),
                     count: 1,
+                    kid: None,
                 });
                 self.revoke_user_at(&session.user_id, "refresh_reused", now)?;
                 Err(Error::RefreshReused)
@@ -528,7 +541,16 @@ impl Tokens {
                         return Err(Error::SessionRevoked);
                     }
                 };
-                let access = self.sign_access(&session, roles, amr, now)?;
+                let (access, kid) = self.sign_access(&session, roles, amr, now)?;
+                self.events.token_event(&TokenEvent {
+                    kind: "refreshed",
+                    user_id: session.user_id.clone(),
+                    org_id: Some(session.org_id.clone()),
+                    session_id: Some(session.id.clone()),
+                    reason: "rotation".to_string(),
+                    count: 1,
+                    kid: Some(kid),
+                });
                 let issued = Issued {
                     access_token: access,
                     expires_in: self.cfg.access_ttl_ms / 1000,
@@ -774,6 +796,7 @@ impl Tokens {
                     session_id: Some(s.id.clone()),
                     reason: reason.to_string(),
                     count: 1,
+                    kid: None,
                 });
                 Ok(1)
             }
@@ -813,6 +836,7 @@ impl Tokens {
             session_id: None,
             reason: reason.to_string(),
             count: ids.len(),
+            kid: None,
         });
         Ok(ids.len())
     }
