@@ -11,22 +11,37 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Parses a request body; errors name the offending field.
+///
+/// The happy path is a plain `serde_json` parse; only a body that fails is
+/// parsed again with path tracking, so well-formed requests do not pay for
+/// error reporting.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "request body is empty; expected a JSON object",
         ));
     }
+    match serde_json::from_slice(body) {
+        Ok(value) => Ok(value),
+        Err(_) => Err(explain::<T>(body)),
+    }
+}
+
+/// The error for a body that does not parse, naming the field.
+fn explain<T: DeserializeOwned>(body: &[u8]) -> ApiError {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path.is_empty() || path == "." {
-            ApiError::bad_request(format!("invalid JSON: {inner}"))
-        } else {
-            ApiError::bad_request(format!("field `{path}`: {inner}"))
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(_) => ApiError::bad_request("invalid JSON"),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." {
+                ApiError::bad_request(format!("invalid JSON: {inner}"))
+            } else {
+                ApiError::bad_request(format!("field `{path}`: {inner}"))
+            }
         }
-    })
+    }
 }
 
 /// A 200 JSON response.
