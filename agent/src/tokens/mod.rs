@@ -184,6 +184,26 @@ pub struct TokenEvent {
     pub kid: Option<String>,
 }
 
+impl TokenEvent {
+    /// An event about one session (issue, refresh, reuse).
+    fn for_session(
+        kind: &'static str,
+        s: &SessionRow,
+        reason: &str,
+        kid: Option<String>,
+    ) -> TokenEvent {
+        TokenEvent {
+            kind,
+            user_id: s.user_id.clone(),
+            org_id: Some(s.org_id.clone()),
+            session_id: Some(s.id.clone()),
+            reason: reason.to_string(),
+            count: 1,
+            kid,
+        }
+    }
+}
+
 /// Receives token events (the audit log, wired by the agent).
 pub trait EventSink: Send + Sync {
     fn token_event(&self, event: &TokenEvent);
@@ -427,15 +447,12 @@ impl Tokens {
         session.epoch = self.store.session_create(&session, &hash)?;
         let (access, kid) = self.sign_access(&session, roles, req.amr.clone(), now)?;
         self.stats.issued.inc();
-        self.events.token_event(&TokenEvent {
-            kind: "issued",
-            user_id: session.user_id.clone(),
-            org_id: Some(session.org_id.clone()),
-            session_id: Some(session.id.clone()),
-            reason: req.amr.join(","),
-            count: 1,
-            kid: Some(kid),
-        });
+        self.events.token_event(&TokenEvent::for_session(
+            "issued",
+            &session,
+            &req.amr.join(","),
+            Some(kid),
+        ));
         Ok(Issued {
             access_token: access,
             expires_in: self.cfg.access_ttl_ms / 1000,
@@ -516,15 +533,12 @@ impl Tokens {
                     session_id = %session.id,
                     "refresh token reused; revoking every session of the user"
                 );
-                self.events.token_event(&TokenEvent {
-                    kind: "refresh_reused",
-                    user_id: session.user_id.clone(),
-                    org_id: Some(session.org_id.clone()),
-                    session_id: Some(session.id.clone()),
-                    reason: "refresh_reused".to_string(),
-                    count: 1,
-                    kid: None,
-                });
+                self.events.token_event(&TokenEvent::for_session(
+                    "refresh_reused",
+                    &session,
+                    "refresh_reused",
+                    None,
+                ));
                 self.revoke_user_at(&session.user_id, "refresh_reused", now)?;
                 Err(Error::RefreshReused)
             }
@@ -542,15 +556,12 @@ impl Tokens {
                     }
                 };
                 let (access, kid) = self.sign_access(&session, roles, amr, now)?;
-                self.events.token_event(&TokenEvent {
-                    kind: "refreshed",
-                    user_id: session.user_id.clone(),
-                    org_id: Some(session.org_id.clone()),
-                    session_id: Some(session.id.clone()),
-                    reason: "rotation".to_string(),
-                    count: 1,
-                    kid: Some(kid),
-                });
+                self.events.token_event(&TokenEvent::for_session(
+                    "refreshed",
+                    &session,
+                    "rotation",
+                    Some(kid),
+                ));
                 let issued = Issued {
                     access_token: access,
                     expires_in: self.cfg.access_ttl_ms / 1000,
