@@ -97,6 +97,18 @@ impl Drop for Agent {
     }
 }
 
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n = if quick { 1_000 } else { 10_000 };
@@ -105,18 +117,24 @@ fn main() {
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap();
     let socket = dir.path().join("s.sock");
-    let mut users = String::new();
+    // The example registry plus 100 bench users in acme.
+    let policies = dir.path().join("policies");
+    copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policies"),
+        &policies,
+    );
+    let mut users = std::fs::read_to_string(policies.join("directory.toml")).unwrap();
     for i in 0..100 {
         users.push_str(&format!(
-            "[[users]]\nid = \"u-{i}\"\norg = \"acme\"\nroles = [\"inventory_clerk\", \"viewer\"]\n"
+            "\n[[user]]\nid = \"u-{i}\"\nname = \"Bench User {i}\"\nmemberships = [\n  {{ org = \"acme\", roles = [\"inventory_clerk\"] }},\n]\n"
         ));
     }
-    std::fs::write(dir.path().join("users.toml"), users).unwrap();
+    std::fs::write(policies.join("directory.toml"), users).unwrap();
     let config = format!(
-        "mode = \"development\"\n[server]\nsocket = \"{}\"\n[state]\ndir = \"{}\"\n[log]\nlevel = \"warn\"\n[tokens]\ndirectory = \"{}\"\n[[callers]]\nagent_user = true\nallow = [\"all\"]\n",
+        "mode = \"development\"\n[server]\nsocket = \"{}\"\n[state]\ndir = \"{}\"\n[log]\nlevel = \"warn\"\n[policy]\ndir = \"{}\"\n[[callers]]\nagent_user = true\nallow = [\"all\"]\n",
         socket.display(),
         dir.path().join("state").display(),
-        dir.path().join("users.toml").display()
+        policies.display()
     );
     std::fs::write(dir.path().join("warden.toml"), config).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_warden"))

@@ -23,9 +23,9 @@ pub enum ReloadOutcome {
 
 impl Ctx {
     /// Re-reads what can change live: the config file's log level and caller
-    /// ACL and the users file (a config that no longer validates is rejected
-    /// as a whole; sessions of users whose roles changed are revoked), and the
-    /// policy directory (an invalid policy keeps the serving snapshot).
+    /// ACL (a config that no longer validates is rejected as a whole), and
+    /// the policy directory (an invalid policy keeps the serving snapshot; a
+    /// new one that changes users' roles revokes their sessions).
     pub async fn reload(&self, trigger: &'static str) -> ReloadReport {
         let policy = self.policy.clone();
         let policy = tokio::task::spawn_blocking(move || policy.reload_now(trigger))
@@ -115,8 +115,7 @@ impl Ctx {
         if fresh.audit != old.audit {
             restart_needed.push("audit");
         }
-        // Key and token settings are read at start (the users file itself is
-        // reloaded, its path is not).
+        // Key and token settings are read at start.
         if toml::to_string(&fresh.keys).ok() != toml::to_string(&old.keys).ok() {
             restart_needed.push("keys");
         }
