@@ -12,6 +12,8 @@ use super::model::{Action, Mode, ParsedFile, RawRole, Registry, SourceFile, Surf
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+mod queries;
+
 /// Per action (indexed by [`Action`]), the bit set of scopes granted.
 pub(crate) type Cell = [u8; 4];
 pub(crate) const EMPTY_CELL: Cell = [0; 4];
@@ -177,186 +179,45 @@ pub(crate) fn bits<T: Copy>(all: &[T], mask: u8, bit: impl Fn(T) -> u8) -> Vec<T
         .collect()
 }
 
-impl Snapshot {
-    /// Content hash of the registry source: hex SHA-256.
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
-    /// The configured lockout warning threshold (share of an org's users).
-    pub fn lockout_share(&self) -> f64 {
-        self.lockout_share
-    }
-
-    pub fn permission_count(&self) -> usize {
-        self.perms.len()
-    }
-
-    pub fn user_count(&self) -> usize {
-        self.users.len()
-    }
-
-    pub fn org_count(&self) -> usize {
-        self.orgs.len()
-    }
-
-    /// Roles `(name, description, org)`: global roles have no org.
-    pub fn roles(&self) -> impl Iterator<Item = (&str, &str, Option<&str>)> {
-        self.roles.iter().map(|r| {
-            (
-                &*r.name,
-                &*r.description,
-                r.org
-                    .and_then(|o| self.orgs.get(o as usize))
-                    .map(|o| &*o.id),
-            )
-        })
-    }
-
-    /// Orgs `(id, display name)`.
-    pub fn orgs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.orgs.iter().map(|o| (&*o.id, &*o.name))
-    }
-
-    /// A directory user's display name and kind.
-    pub fn user(&self, id: &str) -> Option<(&str, UserKind)> {
-        let u = &self.users[self.user_ix.get(id)?.user as usize];
-        Some((&u.name, u.kind))
-    }
-
-    /// Declared modules `(name, description)`.
-    pub fn modules(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.modules.iter().map(|(n, d)| (&**n, &**d))
-    }
-
-    /// Every permission, in registry order.
-    pub fn permissions(&self) -> impl Iterator<Item = PermissionInfo<'_>> {
-        self.perms.iter().map(|p| PermissionInfo {
-            name: &p.name,
-            module: &p.module,
-            description: &p.description,
-            actions: bits(Action::ALL, p.actions, Action::bit),
-            surfaces: bits(Surface::ALL, p.surfaces, Surface::bit),
-            mfa: bits(Action::ALL, p.mfa, Action::bit),
-            mode: p.mode,
-        })
-    }
-
-    /// Role names the directory gives `user` in `org` (`None`: not a member
-    /// or unknown). The tokens work puts these into access tokens.
-    pub fn roles_of(&self, user: &str, org: &str) -> Option<Vec<&str>> {
-        let m = self.membership(user, org)?;
-        Some(
-            m.roles
-                .iter()
-                .map(|&r| &*self.roles[r as usize].name)
-                .collect(),
-        )
-    }
-
-    /// Whether a CLI identity is mapped by this uid (the API then skips the
-    /// user-database lookup of the peer's name).
-    pub fn knows_cli_uid(&self, uid: u32) -> bool {
-        self.cli_uids.contains_key(&uid)
-    }
-
-    /// The user's region in `org`, if the directory sets one.
-    pub fn region_of(&self, user: &str, org: &str) -> Option<&str> {
-        self.region_name(self.membership(user, org)?.region)
-    }
-
-    /// Orgs `user` belongs to.
-    pub fn orgs_of(&self, user: &str) -> Vec<&str> {
-        match self.user_ix.get(user) {
-            Some(&u) => self
-                .slot_ms(u)
-                .iter()
-                .map(|m| &*self.orgs[m.org as usize].id)
-                .collect(),
-            None => Vec::new(),
-        }
-    }
-
-    pub(crate) fn membership(&self, user: &str, org: &str) -> Option<&Membership> {
-        let u = *self.user_ix.get(user)?;
-        let o = *self.org_ix.get(org)?;
-        self.slot_ms(u).iter().find(|m| m.org == o)
-    }
-
-    #[inline]
-    pub(crate) fn slot_ms(&self, s: UserSlot) -> &[Membership] {
-        let start = s.m_start as usize;
-        self.memberships
-            .get(start..start + s.m_len as usize)
-            .unwrap_or(&[])
-    }
-
-    /// Memberships of user `u` (by index).
-    pub(crate) fn user_ms(&self, u: u32) -> &[Membership] {
-        match self.users.get(u as usize) {
-            Some(user) => self
-                .user_ix
-                .get(user.id.as_str())
-                .map_or(&[], |&s| self.slot_ms(s)),
-            None => &[],
-        }
-    }
-
-    #[inline]
-    pub(crate) fn region_name(&self, region: u32) -> Option<&str> {
-        self.regions.get(region as usize).map(|r| &**r)
-    }
-
-    /// Effective grant cell of (org, role, permission) and where it came from.
-    #[inline]
-    pub(crate) fn cell(&self, org: u32, role: u32, perm: u32) -> (Cell, GrantSource) {
-        let o = &self.orgs[org as usize];
-        if !o.cells.is_empty() {
-            if let Ok(i) = o
-                .cells
-                .binary_search_by(|&(r, p, _)| (r, p).cmp(&(role, perm)))
-            {
-                return (o.cells[i].2, GrantSource::Org);
-            }
-        }
-        let r = role as usize;
-        if r < self.n_global {
-            (
-                self.global_cells[r * self.perms.len() + perm as usize],
-                GrantSource::Global,
-            )
-        } else {
-            (EMPTY_CELL, GrantSource::Org)
-        }
-    }
-
-    /// Enforcement mode of `perm` in `org`.
-    #[inline]
-    pub(crate) fn mode(&self, org: u32, perm: u32) -> Mode {
-        let o = &self.orgs[org as usize];
-        match o.modes.binary_search_by_key(&perm, |&(p, _)| p) {
-            Ok(i) => o.modes[i].1,
-            Err(_) => self.perms[perm as usize].mode,
-        }
-    }
-
-    /// Resolves a role name as seen from `org` (org-only roles first).
-    #[inline]
-    pub(crate) fn role_in(&self, org: u32, name: &str) -> Option<u32> {
-        self.orgs[org as usize]
-            .role_ix
-            .get(name)
-            .or_else(|| self.global_role_ix.get(name))
-            .copied()
-    }
-}
-
 struct Check<'r, 'a> {
     problems: Vec<Problem>,
     files: &'r [ParsedFile<'a>],
 }
 
 impl Check<'_, '_> {
+    /// Records `message` at `span` unless `ok`; returns `ok`.
+    fn require(
+        &mut self,
+        ok: bool,
+        file: usize,
+        span: Range<usize>,
+        message: impl FnOnce() -> String,
+    ) -> bool {
+        if !ok {
+            self.at(file, span, message());
+        }
+        ok
+    }
+
+    /// Interns `name` as id `next` in `ix`, or records a duplicate.
+    fn unique(
+        &mut self,
+        ix: &mut FxMap<Box<str>, u32>,
+        name: &str,
+        next: usize,
+        file: usize,
+        span: Range<usize>,
+        twice: impl FnOnce() -> String,
+    ) -> Option<u32> {
+        if ix.contains_key(name) {
+            self.at(file, span, twice());
+            return None;
+        }
+        let id = next as u32;
+        ix.insert(name.into(), id);
+        Some(id)
+    }
+
     fn at(&mut self, file: usize, span: Range<usize>, message: String) {
         let f = &self.files[file];
         self.problems.push(Problem {
@@ -620,21 +481,21 @@ impl<'r, 'a> Compiler<'r, 'a> {
         for (fi, f) in reg.files.iter().enumerate() {
             for r in &f.raw.role {
                 let name = r.name.get_ref();
-                if !valid_ident(name) {
-                    self.ck.at(
-                        fi,
-                        r.name.span(),
-                        format!("role name `{name}` must be lowercase letters, digits and `_`"),
-                    );
+                if !self.ck.require(valid_ident(name), fi, r.name.span(), || {
+                    format!("role name `{name}` must be lowercase letters, digits and `_`")
+                }) {
                     continue;
                 }
-                let id = roles.len() as u32;
-                if global_role_ix.contains_key(name.as_str()) {
-                    self.ck
-                        .at(fi, r.name.span(), format!("role `{name}` is defined twice"));
+                let Some(_) = self.ck.unique(
+                    &mut global_role_ix,
+                    name,
+                    roles.len(),
+                    fi,
+                    r.name.span(),
+                    || format!("role `{name}` is defined twice"),
+                ) else {
                     continue;
-                }
-                global_role_ix.insert(name.as_str().into(), id);
+                };
                 roles.push(Role {
                     name: name.as_str().into(),
                     description: r.description.as_str().into(),
@@ -660,21 +521,19 @@ impl<'r, 'a> Compiler<'r, 'a> {
         for (fi, f) in reg.files.iter().enumerate() {
             for (oi, o) in f.raw.org.iter().enumerate() {
                 let id = o.id.get_ref();
-                if !valid_id(id) {
-                    self.ck.at(
-                        fi,
-                        o.id.span(),
-                        format!("org id `{id}` must be non-empty without spaces"),
-                    );
+                if !self.ck.require(valid_id(id), fi, o.id.span(), || {
+                    format!("org id `{id}` must be non-empty without spaces")
+                }) {
                     continue;
                 }
-                let ix = orgs.len() as u32;
-                if org_ix.contains_key(id.as_str()) {
-                    self.ck
-                        .at(fi, o.id.span(), format!("org `{id}` is defined twice"));
+                let Some(_) = self
+                    .ck
+                    .unique(&mut org_ix, id, orgs.len(), fi, o.id.span(), || {
+                        format!("org `{id}` is defined twice")
+                    })
+                else {
                     continue;
-                }
-                org_ix.insert(id.as_str().into(), ix);
+                };
                 orgs.push(Org {
                     id: id.as_str().into(),
                     name: o.name.as_str().into(),
@@ -693,34 +552,24 @@ impl<'r, 'a> Compiler<'r, 'a> {
             let mut role_ix: FxMap<Box<str>, u32> = FxMap::default();
             for r in &o.role {
                 let name = r.name.get_ref();
-                if !valid_ident(name) {
-                    self.ck.at(
-                        fi,
-                        r.name.span(),
-                        format!("role name `{name}` must be lowercase letters, digits and `_`"),
-                    );
+                if !self.ck.require(valid_ident(name), fi, r.name.span(), || {
+                    format!("role name `{name}` must be lowercase letters, digits and `_`")
+                }) || !self.ck.require(
+                    !global_role_ix.contains_key(name.as_str()),
+                    fi,
+                    r.name.span(),
+                    || format!("org `{org_id}` role `{name}` shadows the global role of that name"),
+                ) {
                     continue;
                 }
-                if global_role_ix.contains_key(name.as_str()) {
-                    self.ck.at(
-                        fi,
-                        r.name.span(),
-                        format!(
-                            "org `{org_id}` role `{name}` shadows the global role of that name"
-                        ),
-                    );
+                let Some(id) =
+                    self.ck
+                        .unique(&mut role_ix, name, roles.len(), fi, r.name.span(), || {
+                            format!("org `{org_id}` defines role `{name}` twice")
+                        })
+                else {
                     continue;
-                }
-                let id = roles.len() as u32;
-                if role_ix.contains_key(name.as_str()) {
-                    self.ck.at(
-                        fi,
-                        r.name.span(),
-                        format!("org `{org_id}` defines role `{name}` twice"),
-                    );
-                    continue;
-                }
-                role_ix.insert(name.as_str().into(), id);
+                };
                 roles.push(Role {
                     name: name.as_str().into(),
                     description: r.description.as_str().into(),
